@@ -1,0 +1,36 @@
+# onepipe: the two commands are `make test` and (once the services exist) `make run`.
+SHELL := /bin/bash
+CARGO_TARGET_DIR ?= $(HOME)/.cache/onepipe-target
+export CARGO_TARGET_DIR
+STACK := deploy/local/stack.sh
+
+.PHONY: test lint fmt bench stack stack-down stack-status
+
+## test: start the local stack, run every test (unit and end-to-end), stop the stack even on failure
+test:
+	$(STACK) up
+	@eval "$$($(STACK) env)"; cargo test --workspace; rc=$$?; \
+	  if [ -z "$$ONEPIPE_KEEP_STACK" ]; then $(STACK) down; fi; exit $$rc
+
+## lint: formatting check and clippy with warnings denied
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+## bench: throughput and latency benchmarks, reported as ratios against a baseline in the same run
+bench:
+	@echo "no benchmarks yet: the registry, http-producer and copycat issues add them here"
+
+## stack: start Kafka, PostgreSQL and the S3 server (see deploy/local/stack.sh)
+stack:
+	$(STACK) up
+	@$(STACK) env
+
+stack-down:
+	$(STACK) down
+
+stack-status:
+	$(STACK) status

@@ -1,0 +1,88 @@
+//! One telemetry init for every binary: `tracing` logs filtered by `RUST_LOG`
+//! (default `info`), JSON when stderr is not a terminal, and OTLP traces when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Libraries only instrument; `main` calls
+//! [`init`] once and keeps the guard alive, which flushes spans on drop.
+
+use std::io::IsTerminal;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::{Error, Result};
+
+pub const OTLP_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// Flushes and shuts down trace export when dropped.
+#[must_use = "telemetry stops exporting when the guard is dropped"]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl TelemetryGuard {
+    /// Whether spans are exported over OTLP.
+    pub fn exporting(&self) -> bool {
+        self.provider.is_some()
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("telemetry: flushing traces failed: {e}");
+        }
+    }
+}
+
+/// Installs the global subscriber for the binary `service`. Call once, early in `main`,
+/// inside the Tokio runtime when OTLP export may be on.
+pub fn init(service: &'static str) -> Result<TelemetryGuard> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = if std::io::stderr().is_terminal() {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .boxed()
+    };
+
+    let provider = match std::env::var(OTLP_ENDPOINT_VAR) {
+        Ok(endpoint) if !endpoint.is_empty() => Some(otlp_provider(service)?),
+        _ => None,
+    };
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
+
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init()
+        .map_err(|e| Error::Telemetry(e.to_string()))?;
+    if let Some(p) = &provider {
+        opentelemetry::global::set_tracer_provider(p.clone());
+    }
+    Ok(TelemetryGuard { provider })
+}
+
+fn otlp_provider(service: &'static str) -> Result<SdkTracerProvider> {
+    // The exporter reads OTEL_EXPORTER_OTLP_ENDPOINT (and the other OTEL_* variables) itself.
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()
+        .map_err(|e| Error::Telemetry(format!("otlp exporter: {e}")))?;
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(Resource::builder().with_service_name(service).build())
+        .build())
+}

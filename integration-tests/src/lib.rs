@@ -1,0 +1,51 @@
+//! Helpers for the end-to-end tests: endpoints of the local stack and unique names.
+//!
+//! The tests read the endpoints `deploy/local/stack.sh env` prints and fail, naming
+//! the variable, when the stack is not there: they never skip.
+//!
+//! ```no_run
+//! let bootstrap = onepipe_integration_tests::endpoint("ONEPIPE_KAFKA_BOOTSTRAP");
+//! let topic = onepipe_integration_tests::unique_name("orders");
+//! ```
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+
+/// The value of a stack variable, or a panic that says how to start the stack.
+pub fn endpoint(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{var} is not set: start the local stack with `deploy/local/stack.sh up` and load its \
+             endpoints with `eval \"$(deploy/local/stack.sh env)\"` (or run `make test`)"
+        ),
+    }
+}
+
+/// A name no other test (or earlier run) uses: `{base}-{8 hex digits}`.
+pub fn unique_name(base: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{base}-{}", &id[..8])
+}
+
+/// Creates a topic on the stack's broker (auto-creation is off there) and waits for it.
+pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("kafka admin client");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &opts,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("creating topic {topic} on {bootstrap}: {e}"));
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
+    }
+}
