@@ -49,3 +49,21 @@ pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
         r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
     }
 }
+
+/// A fresh PostgreSQL database on the stack's server for one test; returns its URL.
+pub async fn fresh_database(base: &str) -> String {
+    use sqlx::Connection;
+    let url = endpoint("ONEPIPE_DATABASE_URL");
+    let name = unique_name(base).replace('-', "_");
+    let mut conn = sqlx::PgConnection::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+    match url.rsplit_once('/') {
+        Some((server, _db)) => format!("{server}/{name}"),
+        None => panic!("ONEPIPE_DATABASE_URL {url:?} has no database part"),
+    }
+}

@@ -1,0 +1,23 @@
+//! The onepipe registry: the single source of truth for Avro schemas (subjects,
+//! versions, global ids), their compatibility rules, and per-topic metadata.
+//!
+//! - [`compat`]: Avro reader/writer compatibility as Apache Avro's own checker decides
+//!   it, with every incompatibility located by a JSON pointer.
+//! - [`store`]: schemas and metadata in SQLite or PostgreSQL, same behaviour on both.
+//!
+//! ```
+//! use onepipe_registry::compat::check;
+//! let writer = apache_avro::Schema::parse_str(r#""int""#).unwrap();
+//! let reader = apache_avro::Schema::parse_str(r#""long""#).unwrap();
+//! assert!(check(&reader, &writer).is_empty());
+//! ```
+
+pub mod compat;
+pub mod error;
+pub mod service;
+pub mod store;
+
+pub use error::{Error, Result};
+
+#[doc(hidden)]
+pub mod test_suite;
