@@ -14,6 +14,7 @@
 
 pub mod compat;
 pub mod error;
+pub mod grpc;
 pub mod service;
 pub mod store;
 

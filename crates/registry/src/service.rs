@@ -88,6 +88,19 @@ impl Registry {
         )))
     }
 
+    /// The live version of `subject` that holds this schema.
+    pub async fn lookup(&self, subject: &str, text: &str) -> Result<SubjectVersion> {
+        let key = identity_key(&parse_schema(text)?)?;
+        match self.store.find_in_subject(subject, &key).await? {
+            Some(v) => Ok(v),
+            None => {
+                // Tell "no such subject" apart from "not in this subject".
+                self.store.versions(subject, false).await?;
+                Err(Error::SchemaNotInSubject(subject.to_string()))
+            }
+        }
+    }
+
     /// Why `candidate` may not become the next version of `subject` under its level
     /// (empty: it may). With `against`, only that one version is checked, in the
     /// directions the level names.

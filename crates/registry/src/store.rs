@@ -73,6 +73,14 @@ impl Store {
             if rest.is_empty() {
                 return Err(bad("no path: expected sqlite://path/to/registry.db"));
             }
+            let path = rest.split('?').next().unwrap_or(rest);
+            if let Some(parent) = std::path::Path::new(path)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| bad(&format!("cannot create {}: {e}", parent.display())))?;
+            }
             let sep = if rest.contains('?') { '&' } else { '?' };
             let with_mode = if rest.contains("mode=") {
                 url.to_string()

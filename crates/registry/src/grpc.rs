@@ -1,0 +1,436 @@
+//! The registry's gRPC API (`proto/onepipe/registry/v1/registry.proto`) over
+//! [`Registry`]. Errors become a `Status` in one place ([`status`]); internal ones are
+//! logged there, and the client sees what it did wrong.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use onepipe_core::metadata::{Compatibility, TopicMetadata};
+use onepipe_proto::registry::v1 as pb;
+use onepipe_proto::registry::v1::registry_server::{Registry as RegistryApi, RegistryServer};
+use tokio::net::TcpListener;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::service::{Registry, parse_schema};
+use crate::store::{SubjectVersion, VersionSpec};
+use crate::{Error, Result};
+
+/// How often a watch stream looks for new topic changes (shared by every replica
+/// through the database, so a poll and not an in-process signal).
+const WATCH_POLL: Duration = Duration::from_millis(500);
+
+/// The gRPC service; `admin_token`, when set, is required for every write.
+pub struct GrpcService {
+    registry: Arc<Registry>,
+    admin_token: Option<String>,
+}
+
+impl GrpcService {
+    pub fn new(registry: Arc<Registry>, admin_token: Option<String>) -> Self {
+        GrpcService {
+            registry,
+            admin_token,
+        }
+    }
+
+    fn authorize_write<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let Some(token) = &self.admin_token else {
+            return Ok(());
+        };
+        let given = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(t) if t == token => Ok(()),
+            Some(_) => Err(Status::permission_denied("wrong admin token")),
+            None => Err(Status::unauthenticated(
+                "this registry needs an admin token for writes: send `authorization: Bearer TOKEN`",
+            )),
+        }
+    }
+}
+
+/// Serves the gRPC API on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    service: GrpcService,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, api = "grpc", "listening");
+    }
+    tonic::transport::Server::builder()
+        .add_service(RegistryServer::new(service))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await
+}
+
+/// The one mapping from registry errors to gRPC statuses.
+pub fn status(e: Error) -> Status {
+    let msg = e.to_string();
+    match e {
+        Error::SubjectNotFound(_)
+        | Error::VersionNotFound { .. }
+        | Error::SchemaNotFound(_)
+        | Error::SchemaNotInSubject(_)
+        | Error::TopicNotFound(_) => Status::not_found(msg),
+        Error::TopicExists(_) => Status::already_exists(msg),
+        Error::InvalidSchema(_) | Error::InvalidVersion(_) | Error::InvalidMetadata(_) => {
+            Status::invalid_argument(msg)
+        }
+        Error::Incompatible { .. } | Error::NotSoftDeleted { .. } => {
+            Status::failed_precondition(msg)
+        }
+        Error::DatabaseUrl { .. } | Error::Database(_) | Error::Migrate(_) | Error::Corrupt(_) => {
+            tracing::error!(error = %msg, "registry request failed");
+            Status::internal(msg)
+        }
+    }
+}
+
+fn version_spec(v: i64) -> Result<VersionSpec, Status> {
+    match v {
+        0 | -1 => Ok(VersionSpec::Latest),
+        n if n > 0 => Ok(VersionSpec::Number(n)),
+        n => Err(status(Error::InvalidVersion(n.to_string()))),
+    }
+}
+
+fn to_pb_version(v: SubjectVersion) -> pb::SchemaVersion {
+    pb::SchemaVersion {
+        subject: v.subject,
+        version: v.version,
+        id: v.id,
+        schema: v.schema,
+        deleted: v.deleted,
+    }
+}
+
+pub fn to_pb_topic(m: TopicMetadata) -> pb::TopicMetadata {
+    pb::TopicMetadata {
+        topic: m.topic,
+        subject: m.subject,
+        owner: m.owner,
+        description: m.description,
+        compatibility: m.compatibility.to_string(),
+        unique_key: m.unique_key,
+        sort_key: m.sort_key,
+        partition_time: m.partition_time.unwrap_or_default(),
+        merge: m.merge.to_string(),
+        checks: m.checks.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Reads a topic from the wire, filling DESIGN.md's defaults for empty fields.
+pub fn from_pb_topic(m: pb::TopicMetadata) -> Result<TopicMetadata> {
+    let invalid = |e: onepipe_core::Error| Error::InvalidMetadata(e.to_string());
+    let mut out = TopicMetadata::new(m.topic, m.unique_key);
+    if !m.subject.is_empty() {
+        out.subject = m.subject;
+    }
+    out.owner = m.owner;
+    out.description = m.description;
+    if !m.compatibility.is_empty() {
+        out.compatibility = m.compatibility.parse().map_err(invalid)?;
+    }
+    out.sort_key = m.sort_key;
+    out.partition_time = Some(m.partition_time).filter(|p| !p.is_empty());
+    if !m.merge.is_empty() {
+        out.merge = m.merge.parse().map_err(invalid)?;
+    }
+    for c in m.checks {
+        out.checks.push(c.parse().map_err(invalid)?);
+    }
+    Ok(out)
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::TopicEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl RegistryApi for GrpcService {
+    async fn register_schema(
+        &self,
+        req: Request<pb::RegisterSchemaRequest>,
+    ) -> Result<Response<pb::SchemaVersion>, Status> {
+        self.authorize_write(&req)?;
+        let r = req.into_inner();
+        let v = self
+            .registry
+            .register(&r.subject, &r.schema)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(to_pb_version(v)))
+    }
+
+    async fn lookup_schema(
+        &self,
+        req: Request<pb::RegisterSchemaRequest>,
+    ) -> Result<Response<pb::SchemaVersion>, Status> {
+        let r = req.into_inner();
+        let v = self
+            .registry
+            .lookup(&r.subject, &r.schema)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(to_pb_version(v)))
+    }
+
+    async fn get_schema(
+        &self,
+        req: Request<pb::GetSchemaRequest>,
+    ) -> Result<Response<pb::SchemaById>, Status> {
+        let id = req.into_inner().id;
+        let schema = self.registry.schema_by_id(id).await.map_err(status)?;
+        Ok(Response::new(pb::SchemaById {
+            id,
+            schema: schema.to_string(),
+        }))
+    }
+
+    async fn get_subject_version(
+        &self,
+        req: Request<pb::GetSubjectVersionRequest>,
+    ) -> Result<Response<pb::SchemaVersion>, Status> {
+        let r = req.into_inner();
+        let spec = version_spec(r.version)?;
+        let v = self
+            .registry
+            .store()
+            .version(&r.subject, spec, r.include_deleted)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(to_pb_version(v)))
+    }
+
+    async fn list_subjects(
+        &self,
+        req: Request<pb::ListSubjectsRequest>,
+    ) -> Result<Response<pb::ListSubjectsResponse>, Status> {
+        let subjects = self
+            .registry
+            .store()
+            .subjects(req.into_inner().include_deleted)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ListSubjectsResponse { subjects }))
+    }
+
+    async fn list_versions(
+        &self,
+        req: Request<pb::ListVersionsRequest>,
+    ) -> Result<Response<pb::ListVersionsResponse>, Status> {
+        let r = req.into_inner();
+        let versions = self
+            .registry
+            .store()
+            .versions(&r.subject, r.include_deleted)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ListVersionsResponse { versions }))
+    }
+
+    async fn delete_version(
+        &self,
+        req: Request<pb::DeleteVersionRequest>,
+    ) -> Result<Response<pb::DeleteVersionResponse>, Status> {
+        self.authorize_write(&req)?;
+        let r = req.into_inner();
+        let spec = version_spec(r.version)?;
+        let version = self
+            .registry
+            .store()
+            .delete_version(&r.subject, spec, r.permanent)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::DeleteVersionResponse { version }))
+    }
+
+    async fn delete_subject(
+        &self,
+        req: Request<pb::DeleteSubjectRequest>,
+    ) -> Result<Response<pb::DeleteSubjectResponse>, Status> {
+        self.authorize_write(&req)?;
+        let r = req.into_inner();
+        let versions = self
+            .registry
+            .store()
+            .delete_subject(&r.subject, r.permanent)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::DeleteSubjectResponse { versions }))
+    }
+
+    async fn check_compatibility(
+        &self,
+        req: Request<pb::CheckCompatibilityRequest>,
+    ) -> Result<Response<pb::CheckCompatibilityResponse>, Status> {
+        let r = req.into_inner();
+        let candidate = parse_schema(&r.schema).map_err(status)?;
+        let against = if r.version == 0 {
+            None
+        } else {
+            Some(version_spec(r.version)?)
+        };
+        let messages = self
+            .registry
+            .compatibility_problems(&r.subject, &candidate, against)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::CheckCompatibilityResponse {
+            compatible: messages.is_empty(),
+            messages,
+        }))
+    }
+
+    async fn get_compatibility(
+        &self,
+        req: Request<pb::GetCompatibilityRequest>,
+    ) -> Result<Response<pb::CompatibilityLevel>, Status> {
+        let subject = req.into_inner().subject;
+        let store = self.registry.store();
+        let level = if subject.is_empty() {
+            store
+                .compatibility(None)
+                .await
+                .map_err(status)?
+                .unwrap_or_default()
+        } else {
+            store
+                .effective_compatibility(&subject)
+                .await
+                .map_err(status)?
+        };
+        Ok(Response::new(pb::CompatibilityLevel {
+            level: level.to_string(),
+        }))
+    }
+
+    async fn set_compatibility(
+        &self,
+        req: Request<pb::SetCompatibilityRequest>,
+    ) -> Result<Response<pb::CompatibilityLevel>, Status> {
+        self.authorize_write(&req)?;
+        let r = req.into_inner();
+        let level: Compatibility = r
+            .level
+            .parse()
+            .map_err(|e: onepipe_core::Error| Status::invalid_argument(e.to_string()))?;
+        let subject = Some(r.subject.as_str()).filter(|s| !s.is_empty());
+        self.registry
+            .store()
+            .set_compatibility(subject, level)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::CompatibilityLevel {
+            level: level.to_string(),
+        }))
+    }
+
+    async fn create_topic(
+        &self,
+        req: Request<pb::TopicMetadata>,
+    ) -> Result<Response<pb::TopicChangeAck>, Status> {
+        self.authorize_write(&req)?;
+        let meta = from_pb_topic(req.into_inner()).map_err(status)?;
+        let seq = self.registry.put_topic(&meta, true).await.map_err(status)?;
+        Ok(Response::new(pb::TopicChangeAck { seq }))
+    }
+
+    async fn update_topic(
+        &self,
+        req: Request<pb::TopicMetadata>,
+    ) -> Result<Response<pb::TopicChangeAck>, Status> {
+        self.authorize_write(&req)?;
+        let meta = from_pb_topic(req.into_inner()).map_err(status)?;
+        let seq = self
+            .registry
+            .put_topic(&meta, false)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::TopicChangeAck { seq }))
+    }
+
+    async fn get_topic(
+        &self,
+        req: Request<pb::GetTopicRequest>,
+    ) -> Result<Response<pb::TopicMetadata>, Status> {
+        let meta = self
+            .registry
+            .store()
+            .topic(&req.into_inner().topic)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(to_pb_topic(meta)))
+    }
+
+    async fn list_topics(
+        &self,
+        _req: Request<pb::ListTopicsRequest>,
+    ) -> Result<Response<pb::ListTopicsResponse>, Status> {
+        let topics = self.registry.store().topics().await.map_err(status)?;
+        Ok(Response::new(pb::ListTopicsResponse {
+            topics: topics.into_iter().map(to_pb_topic).collect(),
+        }))
+    }
+
+    async fn delete_topic(
+        &self,
+        req: Request<pb::GetTopicRequest>,
+    ) -> Result<Response<pb::TopicChangeAck>, Status> {
+        self.authorize_write(&req)?;
+        let seq = self
+            .registry
+            .store()
+            .delete_topic(&req.into_inner().topic)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::TopicChangeAck { seq }))
+    }
+
+    type WatchTopicsStream = WatchStream;
+
+    async fn watch_topics(
+        &self,
+        req: Request<pb::WatchTopicsRequest>,
+    ) -> Result<Response<Self::WatchTopicsStream>, Status> {
+        let mut after = req.into_inner().after_seq;
+        let registry = self.registry.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let changes = match registry.store().topic_changes_since(after).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx.send(Err(status(e))).await;
+                        return;
+                    }
+                };
+                for c in changes {
+                    after = c.seq;
+                    let event = pb::TopicEvent {
+                        seq: c.seq,
+                        topic: c.topic,
+                        metadata: c.metadata.map(to_pb_topic),
+                    };
+                    if tx.send(Ok(event)).await.is_err() {
+                        return; // the client went away
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(WATCH_POLL) => {}
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+}

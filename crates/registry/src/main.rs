@@ -1,0 +1,74 @@
+//! `registry`: the onepipe schema and topic-metadata registry (gRPC).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use onepipe_registry::grpc::{self, GrpcService};
+use onepipe_registry::service::Registry;
+use onepipe_registry::store::Store;
+
+/// The onepipe registry: Avro schemas per subject (versions, global ids, compatibility
+/// checks) and per-topic metadata (unique key, ordering, merge strategy, checks),
+/// served over gRPC to every onepipe service.
+#[derive(Debug, Parser)]
+#[command(name = "registry", version)]
+struct Config {
+    /// gRPC address to listen on; port 0 picks a free port (the log says which).
+    #[arg(long, env = "ONEPIPE_LISTEN", default_value = "127.0.0.1:8090")]
+    listen: String,
+
+    /// Where schemas and metadata live: sqlite://PATH (created if missing) or
+    /// postgres://USER:PASSWORD@HOST:PORT/DB (several replicas may share one).
+    #[arg(
+        long,
+        env = "ONEPIPE_DATABASE",
+        default_value = "sqlite://.onepipe/registry.db"
+    )]
+    database: String,
+
+    /// When set, every write (register, delete, set compatibility, topic changes)
+    /// needs `authorization: Bearer TOKEN`. Reads stay open.
+    #[arg(long, env = "ONEPIPE_REGISTRY_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    let _telemetry = onepipe_core::telemetry::init("registry")?;
+    let store = Store::open(&config.database)
+        .await
+        .with_context(|| format!("opening the registry database {}", config.database))?;
+    let registry = Arc::new(Registry::new(store));
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let service = GrpcService::new(registry, config.admin_token.filter(|t| !t.is_empty()));
+    grpc::run(listener, service, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,250 @@
+//! The registry's gRPC API end to end: a real server on a free port, PostgreSQL from
+//! the local stack behind it, and the generated client in front.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use onepipe_integration_tests::fresh_database;
+use onepipe_proto::registry::v1 as pb;
+use onepipe_proto::registry::v1::registry_client::RegistryClient;
+use onepipe_registry::grpc::{self, GrpcService};
+use onepipe_registry::service::Registry;
+use onepipe_registry::store::Store;
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic::transport::Channel;
+
+const V1: &str = r#"{"type":"record","name":"PageView","fields":[
+  {"name":"view_id","type":"string"},
+  {"name":"version","type":"long"},
+  {"name":"url","type":"string"}]}"#;
+const V2: &str = r#"{"type":"record","name":"PageView","fields":[
+  {"name":"view_id","type":"string"},
+  {"name":"version","type":"long"},
+  {"name":"url","type":"string"},
+  {"name":"referrer","type":["null","string"],"default":null}]}"#;
+const INCOMPATIBLE: &str = r#"{"type":"record","name":"PageView","fields":[
+  {"name":"view_id","type":"string"},
+  {"name":"version","type":"long"},
+  {"name":"url","type":"int"}]}"#;
+
+/// Starts a registry on 127.0.0.1:0 and returns a client; the server stops with the test.
+async fn start(
+    admin_token: Option<&str>,
+) -> (RegistryClient<Channel>, tokio::sync::oneshot::Sender<()>) {
+    let url = fresh_database("it_registry_grpc").await;
+    let registry = Arc::new(Registry::new(Store::open(&url).await.unwrap()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = GrpcService::new(registry, admin_token.map(String::from));
+    tokio::spawn(grpc::run(listener, service, async {
+        let _ = stopped.await;
+    }));
+    let client = RegistryClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    (client, stop)
+}
+
+fn register(subject: &str, schema: &str) -> pb::RegisterSchemaRequest {
+    pb::RegisterSchemaRequest {
+        subject: subject.into(),
+        schema: schema.into(),
+    }
+}
+
+#[tokio::test]
+async fn schemas_evolve_under_compatibility_rules() {
+    let (mut c, _stop) = start(None).await;
+    let v1 = c
+        .register_schema(register("views-value", V1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(v1.version, 1);
+    let again = c
+        .register_schema(register("views-value", V1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.id, again.version), (v1.id, 1));
+
+    let v2 = c
+        .register_schema(register("views-value", V2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(v2.version, 2);
+
+    let check = c
+        .check_compatibility(pb::CheckCompatibilityRequest {
+            subject: "views-value".into(),
+            schema: INCOMPATIBLE.into(),
+            version: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!check.compatible);
+    assert!(
+        check.messages.iter().any(|m| m.contains("/fields/2/type")),
+        "{:?}",
+        check.messages
+    );
+
+    let refused = c
+        .register_schema(register("views-value", INCOMPATIBLE))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("incompatible"),
+        "{}",
+        refused.message()
+    );
+
+    let by_id = c
+        .get_schema(pb::GetSchemaRequest { id: v2.id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_id.schema, V2);
+    let latest = c
+        .get_subject_version(pb::GetSubjectVersionRequest {
+            subject: "views-value".into(),
+            version: 0,
+            include_deleted: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(latest.version, 2);
+
+    let missing = c
+        .get_schema(pb::GetSchemaRequest { id: 999_999 })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let bad = c
+        .register_schema(register("views-value", "{\"type\":"))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn topic_metadata_is_checked_and_watched() {
+    let (mut c, _stop) = start(None).await;
+    c.register_schema(register("views-value", V1))
+        .await
+        .unwrap();
+    let mut watch = c
+        .watch_topics(pb::WatchTopicsRequest { after_seq: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+
+    let meta = pb::TopicMetadata {
+        topic: "views".into(),
+        unique_key: vec!["view_id".into()],
+        merge: "max_by:version".into(),
+        checks: vec!["row_checksum".into()],
+        ..Default::default()
+    };
+    let ack = c.create_topic(meta.clone()).await.unwrap().into_inner();
+    let got = c
+        .get_topic(pb::GetTopicRequest {
+            topic: "views".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.subject, "views-value");
+    assert_eq!(got.merge, "max_by(version)");
+    assert_eq!(got.compatibility, "BACKWARD");
+
+    let event = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .expect("a watch event within 10 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!((event.seq, event.topic.as_str()), (ack.seq, "views"));
+    assert_eq!(event.metadata.unwrap().unique_key, vec!["view_id"]);
+
+    let mut wrong = meta.clone();
+    wrong.topic = "views2".into();
+    wrong.subject = "views-value".into();
+    wrong.unique_key = vec!["nope".into()];
+    let err = c.create_topic(wrong).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("no field \"nope\""),
+        "{}",
+        err.message()
+    );
+
+    // Dropping the unique-key field from the schema is refused while the topic uses it.
+    c.set_compatibility(pb::SetCompatibilityRequest {
+        subject: "views-value".into(),
+        level: "NONE".into(),
+    })
+    .await
+    .unwrap();
+    let without_key = V1.replace(r#"{"name":"view_id","type":"string"},"#, "");
+    let err = c
+        .register_schema(register("views-value", &without_key))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("unique_key field \"view_id\""),
+        "{}",
+        err.message()
+    );
+
+    c.delete_topic(pb::GetTopicRequest {
+        topic: "views".into(),
+    })
+    .await
+    .unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .expect("a delete event within 10 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.topic, "views");
+    assert!(event.metadata.is_none());
+}
+
+#[tokio::test]
+async fn writes_need_the_admin_token_when_one_is_set() {
+    let (mut c, _stop) = start(Some("s3cret")).await;
+    let err = c
+        .register_schema(register("t-value", V1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    let mut wrong = tonic::Request::new(register("t-value", V1));
+    wrong
+        .metadata_mut()
+        .insert("authorization", "Bearer nope".parse().unwrap());
+    assert_eq!(
+        c.register_schema(wrong).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+
+    let mut right = tonic::Request::new(register("t-value", V1));
+    right
+        .metadata_mut()
+        .insert("authorization", "Bearer s3cret".parse().unwrap());
+    let v = c.register_schema(right).await.unwrap().into_inner();
+    // Reads stay open.
+    let got = c
+        .get_schema(pb::GetSchemaRequest { id: v.id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.schema, V1);
+}
