@@ -6,10 +6,13 @@ STACK := deploy/local/stack.sh
 
 .PHONY: test lint fmt bench stack stack-down stack-status
 
-## test: start the local stack, run every test (unit and end-to-end), stop the stack even on failure
+## test: start the local stack, run every test (Rust unit and end-to-end, then the
+## cross-checks with confluent-kafka's Python clients), stop the stack even on failure
 test:
 	$(STACK) up
-	@eval "$$($(STACK) env)"; cargo test --workspace; rc=$$?; \
+	@eval "$$($(STACK) env)"; rc=0; \
+	  cargo test --workspace || rc=1; \
+	  cargo build --workspace --bins && python3 -m pytest -q integration-tests/python || rc=1; \
 	  if [ -z "$$ONEPIPE_KEEP_STACK" ]; then $(STACK) down; fi; exit $$rc
 
 ## lint: formatting check and clippy with warnings denied

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use onepipe_registry::grpc::{self, GrpcService};
+use onepipe_registry::rest;
 use onepipe_registry::service::Registry;
 use onepipe_registry::store::Store;
 
@@ -17,6 +18,11 @@ struct Config {
     /// gRPC address to listen on; port 0 picks a free port (the log says which).
     #[arg(long, env = "ONEPIPE_LISTEN", default_value = "127.0.0.1:8090")]
     listen: String,
+
+    /// Confluent-compatible REST API address (for confluent-kafka clients, kcat -r);
+    /// port 0 picks a free port.
+    #[arg(long, env = "ONEPIPE_REST_LISTEN", default_value = "127.0.0.1:8091")]
+    rest_listen: String,
 
     /// Where schemas and metadata live: sqlite://PATH (created if missing) or
     /// postgres://USER:PASSWORD@HOST:PORT/DB (several replicas may share one).
@@ -41,11 +47,34 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the registry database {}", config.database))?;
     let registry = Arc::new(Registry::new(store));
-    let listener = tokio::net::TcpListener::bind(&config.listen)
+    let token = config.admin_token.filter(|t| !t.is_empty());
+    let grpc_listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    let service = GrpcService::new(registry, config.admin_token.filter(|t| !t.is_empty()));
-    grpc::run(listener, service, shutdown_signal()).await?;
+    let rest_listener = tokio::net::TcpListener::bind(&config.rest_listen)
+        .await
+        .with_context(|| format!("binding {}", config.rest_listen))?;
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let when_stopped = move || {
+        let mut rx = stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let grpc = grpc::run(
+        grpc_listener,
+        GrpcService::new(registry.clone(), token.clone()),
+        when_stopped(),
+    );
+    let rest = rest::run(rest_listener, rest::router(registry, token), when_stopped());
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let (g, r) = tokio::join!(grpc, rest);
+    g.context("grpc server")?;
+    r.context("rest server")?;
     tracing::info!("stopped");
     Ok(())
 }

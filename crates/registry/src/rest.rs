@@ -1,0 +1,488 @@
+//! A Confluent Schema Registry compatible REST API over [`Registry`], enough for
+//! `confluent-kafka` clients (`SchemaRegistryClient`, `AvroSerializer`,
+//! `AvroDeserializer`) and `kcat -s avro -r` to work unchanged.
+//!
+//! Errors are `{"error_code": N, "message": "…"}` with Confluent's codes, the HTTP
+//! status being the code's first three digits; [`error_response`] is the one mapping.
+//! Unknown query parameters are ignored.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::Error;
+use crate::service::{Registry, parse_schema};
+use crate::store::VersionSpec;
+
+const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+#[derive(Clone)]
+struct Ctx {
+    registry: Arc<Registry>,
+    admin_token: Option<Arc<str>>,
+}
+
+/// An error as Confluent clients expect it.
+struct ApiError {
+    code: u32,
+    message: String,
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let code = e.code();
+        if code >= 50000 {
+            tracing::error!(error = %e, "registry request failed");
+        }
+        ApiError {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl ApiError {
+    fn new(code: u32, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The HTTP status of a Confluent error code: 40401 → 404, 409 → 409.
+fn http_status(code: u32) -> StatusCode {
+    let mut c = code;
+    while c >= 1000 {
+        c /= 10;
+    }
+    StatusCode::from_u16(c as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn error_response(e: ApiError) -> Response {
+    let body = json!({"error_code": e.code, "message": e.message});
+    (
+        http_status(e.code),
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error_response(self)
+    }
+}
+
+fn ok(v: Value) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+type ApiResult = Result<Response, ApiError>;
+type Params = Query<HashMap<String, String>>;
+
+fn flag(q: &HashMap<String, String>, name: &str) -> bool {
+    q.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// The request bodies Confluent clients send; unknown fields are ignored.
+#[derive(Deserialize)]
+struct SchemaBody {
+    schema: String,
+    #[serde(rename = "schemaType", default)]
+    schema_type: Option<String>,
+    #[serde(default)]
+    references: Vec<Value>,
+}
+
+fn schema_body(body: &Bytes) -> Result<SchemaBody, ApiError> {
+    let b: SchemaBody = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            42201,
+            format!("invalid request body: {e}; expected {{\"schema\": \"…\"}}"),
+        )
+    })?;
+    if let Some(t) = &b.schema_type
+        && !t.eq_ignore_ascii_case("AVRO")
+    {
+        return Err(ApiError::new(
+            42201,
+            format!("schema type {t:?} is not supported: only AVRO"),
+        ));
+    }
+    if !b.references.is_empty() {
+        return Err(ApiError::new(42201, "schema references are not supported"));
+    }
+    Ok(b)
+}
+
+fn version_spec(s: &str) -> Result<VersionSpec, ApiError> {
+    s.parse().map_err(ApiError::from)
+}
+
+impl Ctx {
+    fn authorize_write(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(token) = &self.admin_token else {
+            return Ok(());
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(t) if t == &**token => Ok(()),
+            Some(_) => Err(ApiError::new(40301, "wrong admin token")),
+            None => Err(ApiError::new(
+                40101,
+                "this registry needs an admin token for writes: send Authorization: Bearer TOKEN",
+            )),
+        }
+    }
+}
+
+/// The REST router; `admin_token`, when set, is required for every write.
+pub fn router(registry: Arc<Registry>, admin_token: Option<String>) -> Router {
+    let ctx = Ctx {
+        registry,
+        admin_token: admin_token.map(Arc::from),
+    };
+    Router::new()
+        .route("/schemas/types", get(|| async { ok(json!(["AVRO"])) }))
+        .route("/schemas/ids/{id}", get(schema_by_id))
+        .route("/schemas/ids/{id}/schema", get(raw_schema_by_id))
+        .route("/schemas/ids/{id}/versions", get(versions_of_id))
+        .route("/subjects", get(subjects))
+        .route("/subjects/{subject}", post(lookup).delete(delete_subject))
+        .route("/subjects/{subject}/versions", get(versions).post(register))
+        .route(
+            "/subjects/{subject}/versions/{version}",
+            get(version).delete(delete_version),
+        )
+        .route(
+            "/subjects/{subject}/versions/{version}/schema",
+            get(raw_version_schema),
+        )
+        .route(
+            "/compatibility/subjects/{subject}/versions",
+            post(check_all),
+        )
+        .route(
+            "/compatibility/subjects/{subject}/versions/{version}",
+            post(check_one),
+        )
+        .route(
+            "/config",
+            get(global_config)
+                .put(set_global_config)
+                .delete(delete_global_config),
+        )
+        .route(
+            "/config/{subject}",
+            get(subject_config)
+                .put(set_subject_config)
+                .delete(delete_subject_config),
+        )
+        .fallback(|| async { ApiError::new(404, "no such endpoint") })
+        .with_state(ctx)
+}
+
+/// Serves the REST API on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, api = "rest", "listening");
+    }
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn schema_by_id(State(c): State<Ctx>, Path(id): Path<i64>) -> ApiResult {
+    let schema = c.registry.schema_by_id(id).await?;
+    Ok(ok(json!({"schema": &*schema})))
+}
+
+async fn raw_schema_by_id(State(c): State<Ctx>, Path(id): Path<i64>) -> ApiResult {
+    let schema = c.registry.schema_by_id(id).await?;
+    Ok(ok(
+        serde_json::from_str(&schema).unwrap_or(Value::String(schema.to_string()))
+    ))
+}
+
+async fn versions_of_id(State(c): State<Ctx>, Path(id): Path<i64>) -> ApiResult {
+    c.registry.schema_by_id(id).await?;
+    let pairs = c.registry.store().subjects_of_id(id).await?;
+    let out: Vec<Value> = pairs
+        .into_iter()
+        .map(|(subject, version)| json!({"subject": subject, "version": version}))
+        .collect();
+    Ok(ok(Value::Array(out)))
+}
+
+async fn subjects(State(c): State<Ctx>, Query(q): Params) -> ApiResult {
+    Ok(ok(json!(
+        c.registry.store().subjects(flag(&q, "deleted")).await?
+    )))
+}
+
+async fn versions(
+    State(c): State<Ctx>,
+    Path(subject): Path<String>,
+    Query(q): Params,
+) -> ApiResult {
+    Ok(ok(json!(
+        c.registry
+            .store()
+            .versions(&subject, flag(&q, "deleted"))
+            .await?
+    )))
+}
+
+async fn register(
+    State(c): State<Ctx>,
+    Path(subject): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    c.authorize_write(&headers)?;
+    let b = schema_body(&body)?;
+    let v = c.registry.register(&subject, &b.schema).await?;
+    Ok(ok(json!({"id": v.id})))
+}
+
+async fn lookup(State(c): State<Ctx>, Path(subject): Path<String>, body: Bytes) -> ApiResult {
+    let b = schema_body(&body)?;
+    let v = c.registry.lookup(&subject, &b.schema).await?;
+    Ok(ok(
+        json!({"subject": v.subject, "id": v.id, "version": v.version, "schema": v.schema}),
+    ))
+}
+
+async fn version(
+    State(c): State<Ctx>,
+    Path((subject, version)): Path<(String, String)>,
+    Query(q): Params,
+) -> ApiResult {
+    let v = c
+        .registry
+        .store()
+        .version(&subject, version_spec(&version)?, flag(&q, "deleted"))
+        .await?;
+    Ok(ok(
+        json!({"subject": v.subject, "id": v.id, "version": v.version, "schema": v.schema}),
+    ))
+}
+
+async fn raw_version_schema(
+    State(c): State<Ctx>,
+    Path((subject, version)): Path<(String, String)>,
+) -> ApiResult {
+    let v = c
+        .registry
+        .store()
+        .version(&subject, version_spec(&version)?, false)
+        .await?;
+    Ok(ok(
+        serde_json::from_str(&v.schema).unwrap_or(Value::String(v.schema))
+    ))
+}
+
+async fn delete_subject(
+    State(c): State<Ctx>,
+    Path(subject): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> ApiResult {
+    c.authorize_write(&headers)?;
+    Ok(ok(json!(
+        c.registry
+            .store()
+            .delete_subject(&subject, flag(&q, "permanent"))
+            .await?
+    )))
+}
+
+async fn delete_version(
+    State(c): State<Ctx>,
+    Path((subject, version)): Path<(String, String)>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> ApiResult {
+    c.authorize_write(&headers)?;
+    let spec = version_spec(&version)?;
+    Ok(ok(json!(
+        c.registry
+            .store()
+            .delete_version(&subject, spec, flag(&q, "permanent"))
+            .await?
+    )))
+}
+
+async fn check(
+    c: &Ctx,
+    subject: &str,
+    against: Option<VersionSpec>,
+    q: &HashMap<String, String>,
+    body: &Bytes,
+) -> ApiResult {
+    let b = schema_body(body)?;
+    let candidate = parse_schema(&b.schema)?;
+    let messages = c
+        .registry
+        .compatibility_problems(subject, &candidate, against)
+        .await?;
+    let mut out = json!({"is_compatible": messages.is_empty()});
+    if flag(q, "verbose") {
+        out["messages"] = json!(messages);
+    }
+    Ok(ok(out))
+}
+
+async fn check_all(
+    State(c): State<Ctx>,
+    Path(subject): Path<String>,
+    Query(q): Params,
+    body: Bytes,
+) -> ApiResult {
+    check(&c, &subject, None, &q, &body).await
+}
+
+async fn check_one(
+    State(c): State<Ctx>,
+    Path((subject, version)): Path<(String, String)>,
+    Query(q): Params,
+    body: Bytes,
+) -> ApiResult {
+    let spec = version_spec(&version)?;
+    check(&c, &subject, Some(spec), &q, &body).await
+}
+
+fn level_body(body: &Bytes) -> Result<onepipe_core::metadata::Compatibility, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            42203,
+            format!("invalid request body: {e}; expected {{\"compatibility\": \"BACKWARD\"}}"),
+        )
+    })?;
+    let level = v
+        .get("compatibility")
+        .or_else(|| v.get("compatibilityLevel"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::new(42203, "missing \"compatibility\""))?;
+    level
+        .parse()
+        .map_err(|e: onepipe_core::Error| ApiError::new(42203, e.to_string()))
+}
+
+async fn global_config(State(c): State<Ctx>) -> ApiResult {
+    let level = c
+        .registry
+        .store()
+        .compatibility(None)
+        .await?
+        .unwrap_or_default();
+    Ok(ok(json!({"compatibilityLevel": level})))
+}
+
+async fn set_global_config(State(c): State<Ctx>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    c.authorize_write(&headers)?;
+    let level = level_body(&body)?;
+    c.registry.store().set_compatibility(None, level).await?;
+    Ok(ok(json!({"compatibility": level})))
+}
+
+async fn delete_global_config(State(c): State<Ctx>, headers: HeaderMap) -> ApiResult {
+    c.authorize_write(&headers)?;
+    let old = c
+        .registry
+        .store()
+        .delete_compatibility(None)
+        .await?
+        .unwrap_or_default();
+    Ok(ok(json!({"compatibilityLevel": old})))
+}
+
+async fn subject_config(
+    State(c): State<Ctx>,
+    Path(subject): Path<String>,
+    Query(q): Params,
+) -> ApiResult {
+    let store = c.registry.store();
+    let level = match store.compatibility(Some(&subject)).await? {
+        Some(l) => l,
+        None if flag(&q, "defaultToGlobal") => store.compatibility(None).await?.unwrap_or_default(),
+        None => {
+            return Err(ApiError::new(
+                40408,
+                format!("subject {subject:?} does not have subject-level compatibility configured"),
+            ));
+        }
+    };
+    Ok(ok(json!({"compatibilityLevel": level})))
+}
+
+async fn set_subject_config(
+    State(c): State<Ctx>,
+    Path(subject): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    c.authorize_write(&headers)?;
+    let level = level_body(&body)?;
+    c.registry
+        .store()
+        .set_compatibility(Some(&subject), level)
+        .await?;
+    Ok(ok(json!({"compatibility": level})))
+}
+
+async fn delete_subject_config(
+    State(c): State<Ctx>,
+    Path(subject): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    c.authorize_write(&headers)?;
+    match c
+        .registry
+        .store()
+        .delete_compatibility(Some(&subject))
+        .await?
+    {
+        Some(old) => Ok(ok(json!({"compatibilityLevel": old}))),
+        None => Err(ApiError::new(
+            40408,
+            format!("subject {subject:?} does not have subject-level compatibility configured"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_is_the_codes_first_three_digits() {
+        assert_eq!(http_status(40401), StatusCode::NOT_FOUND);
+        assert_eq!(http_status(409), StatusCode::CONFLICT);
+        assert_eq!(http_status(42201), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(http_status(50001), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
