@@ -67,3 +67,24 @@ pub async fn fresh_database(base: &str) -> String {
         None => panic!("ONEPIPE_DATABASE_URL {url:?} has no database part"),
     }
 }
+
+/// A registry serving gRPC on a free port, on a fresh PostgreSQL database of the stack;
+/// it stops when the returned sender is dropped.
+pub async fn start_registry(
+    admin_token: Option<&str>,
+) -> (String, tokio::sync::oneshot::Sender<()>) {
+    use onepipe_registry::grpc::{self, GrpcService};
+    use onepipe_registry::service::Registry;
+    use onepipe_registry::store::Store;
+
+    let url = fresh_database("it_registry").await;
+    let registry = std::sync::Arc::new(Registry::new(Store::open(&url).await.unwrap()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = GrpcService::new(registry, admin_token.map(String::from));
+    tokio::spawn(grpc::run(listener, service, async {
+        let _ = stopped.await;
+    }));
+    (format!("http://{addr}"), stop)
+}

@@ -1,15 +1,11 @@
 //! The registry's gRPC API end to end: a real server on a free port, PostgreSQL from
 //! the local stack behind it, and the generated client in front.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use onepipe_integration_tests::fresh_database;
+use onepipe_integration_tests::start_registry;
 use onepipe_proto::registry::v1 as pb;
 use onepipe_proto::registry::v1::registry_client::RegistryClient;
-use onepipe_registry::grpc::{self, GrpcService};
-use onepipe_registry::service::Registry;
-use onepipe_registry::store::Store;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -28,23 +24,11 @@ const INCOMPATIBLE: &str = r#"{"type":"record","name":"PageView","fields":[
   {"name":"version","type":"long"},
   {"name":"url","type":"int"}]}"#;
 
-/// Starts a registry on 127.0.0.1:0 and returns a client; the server stops with the test.
 async fn start(
     admin_token: Option<&str>,
 ) -> (RegistryClient<Channel>, tokio::sync::oneshot::Sender<()>) {
-    let url = fresh_database("it_registry_grpc").await;
-    let registry = Arc::new(Registry::new(Store::open(&url).await.unwrap()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let service = GrpcService::new(registry, admin_token.map(String::from));
-    tokio::spawn(grpc::run(listener, service, async {
-        let _ = stopped.await;
-    }));
-    let client = RegistryClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
-    (client, stop)
+    let (url, stop) = start_registry(admin_token).await;
+    (RegistryClient::connect(url).await.unwrap(), stop)
 }
 
 fn register(subject: &str, schema: &str) -> pb::RegisterSchemaRequest {

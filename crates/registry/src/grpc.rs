@@ -113,42 +113,12 @@ fn to_pb_version(v: SubjectVersion) -> pb::SchemaVersion {
     }
 }
 
-pub fn to_pb_topic(m: TopicMetadata) -> pb::TopicMetadata {
-    pb::TopicMetadata {
-        topic: m.topic,
-        subject: m.subject,
-        owner: m.owner,
-        description: m.description,
-        compatibility: m.compatibility.to_string(),
-        unique_key: m.unique_key,
-        sort_key: m.sort_key,
-        partition_time: m.partition_time.unwrap_or_default(),
-        merge: m.merge.to_string(),
-        checks: m.checks.iter().map(ToString::to_string).collect(),
-    }
+fn to_pb_topic(m: TopicMetadata) -> pb::TopicMetadata {
+    pb::TopicMetadata::from(&m)
 }
 
-/// Reads a topic from the wire, filling DESIGN.md's defaults for empty fields.
-pub fn from_pb_topic(m: pb::TopicMetadata) -> Result<TopicMetadata> {
-    let invalid = |e: onepipe_core::Error| Error::InvalidMetadata(e.to_string());
-    let mut out = TopicMetadata::new(m.topic, m.unique_key);
-    if !m.subject.is_empty() {
-        out.subject = m.subject;
-    }
-    out.owner = m.owner;
-    out.description = m.description;
-    if !m.compatibility.is_empty() {
-        out.compatibility = m.compatibility.parse().map_err(invalid)?;
-    }
-    out.sort_key = m.sort_key;
-    out.partition_time = Some(m.partition_time).filter(|p| !p.is_empty());
-    if !m.merge.is_empty() {
-        out.merge = m.merge.parse().map_err(invalid)?;
-    }
-    for c in m.checks {
-        out.checks.push(c.parse().map_err(invalid)?);
-    }
-    Ok(out)
+fn from_pb_topic(m: pb::TopicMetadata) -> Result<TopicMetadata> {
+    TopicMetadata::try_from(m).map_err(|e| Error::InvalidMetadata(e.to_string()))
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::TopicEvent, Status>> + Send>>;

@@ -1,0 +1,479 @@
+//! `onepipe`, the command line front end: schemas and topics over the registry's gRPC
+//! API, and Kafka topic creation. The commands write to any `Write`, so tests run them
+//! in-process.
+//!
+//! ```no_run
+//! # async fn f() -> anyhow::Result<()> {
+//! use clap::Parser;
+//! let cli = onepipe_cli::Cli::parse_from(["onepipe", "topic", "list"]);
+//! let code = onepipe_cli::run(cli, &mut std::io::stdout()).await?;
+//! # Ok(()) }
+//! ```
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use onepipe_core::metadata::{
+    Check, Compatibility, MergeStrategy, TopicMetadata, validate_topic_name,
+};
+use onepipe_proto::registry::v1 as pb;
+use onepipe_proto::registry::v1::registry_client::RegistryClient;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+use tonic::Request;
+use tonic::transport::Channel;
+
+/// onepipe: register schemas and provision datasets (Kafka topic + schema + metadata).
+#[derive(Debug, Parser)]
+#[command(name = "onepipe", version)]
+pub struct Cli {
+    /// The registry's gRPC address.
+    #[arg(
+        long,
+        global = true,
+        env = "ONEPIPE_REGISTRY",
+        default_value = "http://127.0.0.1:8090"
+    )]
+    pub registry: String,
+
+    /// Admin token for writes, when the registry requires one.
+    #[arg(
+        long,
+        global = true,
+        env = "ONEPIPE_REGISTRY_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Avro schemas: register, get, check compatibility, list.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+    /// Datasets: create (Kafka topic + schema + metadata in one step), describe, list, delete.
+    #[command(subcommand)]
+    Topic(TopicCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Register a schema under a subject; prints its global id and version.
+    Register {
+        subject: String,
+        /// The Avro schema (.avsc, JSON).
+        #[arg(long)]
+        file: String,
+    },
+    /// Print a schema by global id, or a subject's version (latest by default).
+    Get {
+        /// The subject (omit with --id).
+        subject: Option<String>,
+        #[arg(long, conflicts_with = "subject")]
+        id: Option<i64>,
+        #[arg(long)]
+        version: Option<i64>,
+    },
+    /// Would this schema be accepted as the subject's next version? Exit 1 if not.
+    Check {
+        subject: String,
+        #[arg(long)]
+        file: String,
+        /// Check against this version only (default: the versions the level names).
+        #[arg(long)]
+        version: Option<i64>,
+    },
+    /// List subjects, or one subject's versions.
+    List { subject: Option<String> },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// Create the Kafka topic (if absent), register the schema under TOPIC-value and store the metadata.
+    Create(Box<CreateTopic>),
+    /// Show a topic's metadata.
+    Describe {
+        topic: String,
+        /// Print JSON (DESIGN.md's metadata document).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List topics the registry knows.
+    List,
+    /// Delete a topic's metadata from the registry (the Kafka topic and archives stay).
+    Delete { topic: String },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateTopic {
+    pub topic: String,
+    /// The Avro schema of the topic's values (.avsc, JSON).
+    #[arg(long)]
+    pub schema_file: String,
+    /// Fields whose values identify one entity (comma-separated field paths).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub unique_key: Vec<String>,
+    /// Fields a date partition is sorted by.
+    #[arg(long, value_delimiter = ',')]
+    pub sort_key: Vec<String>,
+    /// A timestamp field that decides the date partition (default: the Kafka timestamp).
+    #[arg(long)]
+    pub partition_time: Option<String>,
+    /// first_seen, max_by:FIELD or vector_clock:FIELD.
+    #[arg(long, default_value = "first_seen")]
+    pub merge: MergeStrategy,
+    /// Checks the verifier compares: sum:F, min:F, max:F, row_checksum (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub checks: Vec<Check>,
+    /// Compatibility level of the topic's subject.
+    #[arg(long, default_value = "BACKWARD")]
+    pub compatibility: Compatibility,
+    #[arg(long, default_value = "")]
+    pub owner: String,
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// Partitions of a new Kafka topic.
+    #[arg(long, default_value_t = 6)]
+    pub partitions: i32,
+    /// Replication factor of a new Kafka topic.
+    #[arg(long, default_value_t = 3)]
+    pub replication_factor: i32,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "ONEPIPE_KAFKA_BOOTSTRAP")]
+    pub kafka_bootstrap: String,
+}
+
+/// Runs one command, writing its output to `out`; returns the process exit code.
+pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
+    let mut client = RegistryClient::connect(cli.registry.clone())
+        .await
+        .with_context(|| format!("cannot reach the registry at {}", cli.registry))?;
+    let token = cli.admin_token.clone().filter(|t| !t.is_empty());
+    match cli.command {
+        Command::Schema(SchemaCommand::Register { subject, file }) => {
+            let schema = read_file(&file)?;
+            let v = client
+                .register_schema(authorized(
+                    pb::RegisterSchemaRequest { subject, schema },
+                    token.as_deref(),
+                ))
+                .await
+                .map_err(status)?
+                .into_inner();
+            writeln!(
+                out,
+                "subject {} version {} id {}",
+                v.subject, v.version, v.id
+            )?;
+        }
+        Command::Schema(SchemaCommand::Get {
+            subject,
+            id,
+            version,
+        }) => {
+            let schema = match (subject, id) {
+                (_, Some(id)) => {
+                    client
+                        .get_schema(pb::GetSchemaRequest { id })
+                        .await
+                        .map_err(status)?
+                        .into_inner()
+                        .schema
+                }
+                (Some(subject), None) => {
+                    client
+                        .get_subject_version(pb::GetSubjectVersionRequest {
+                            subject,
+                            version: version.unwrap_or(0),
+                            include_deleted: false,
+                        })
+                        .await
+                        .map_err(status)?
+                        .into_inner()
+                        .schema
+                }
+                (None, None) => bail!("name a subject or give --id"),
+            };
+            writeln!(out, "{schema}")?;
+        }
+        Command::Schema(SchemaCommand::Check {
+            subject,
+            file,
+            version,
+        }) => {
+            let schema = read_file(&file)?;
+            let r = client
+                .check_compatibility(pb::CheckCompatibilityRequest {
+                    subject,
+                    schema,
+                    version: version.unwrap_or(0),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            if r.compatible {
+                writeln!(out, "compatible")?;
+            } else {
+                writeln!(out, "incompatible:")?;
+                for m in r.messages {
+                    writeln!(out, "  {m}")?;
+                }
+                return Ok(1);
+            }
+        }
+        Command::Schema(SchemaCommand::List { subject: None }) => {
+            let r = client
+                .list_subjects(pb::ListSubjectsRequest::default())
+                .await
+                .map_err(status)?;
+            for s in r.into_inner().subjects {
+                writeln!(out, "{s}")?;
+            }
+        }
+        Command::Schema(SchemaCommand::List {
+            subject: Some(subject),
+        }) => {
+            let r = client
+                .list_versions(pb::ListVersionsRequest {
+                    subject,
+                    include_deleted: false,
+                })
+                .await
+                .map_err(status)?;
+            for v in r.into_inner().versions {
+                writeln!(out, "{v}")?;
+            }
+        }
+        Command::Topic(TopicCommand::Create(c)) => {
+            create_topic(&mut client, *c, token.as_deref(), out).await?
+        }
+        Command::Topic(TopicCommand::Describe { topic, json }) => {
+            let m = client
+                .get_topic(pb::GetTopicRequest { topic })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let meta = from_pb(m)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&meta)?)?;
+            } else {
+                describe(&meta, out)?;
+            }
+        }
+        Command::Topic(TopicCommand::List) => {
+            let r = client
+                .list_topics(pb::ListTopicsRequest {})
+                .await
+                .map_err(status)?;
+            for t in r.into_inner().topics {
+                writeln!(
+                    out,
+                    "{}\t{}\tunique_key={}",
+                    t.topic,
+                    t.subject,
+                    t.unique_key.join(",")
+                )?;
+            }
+        }
+        Command::Topic(TopicCommand::Delete { topic }) => {
+            client
+                .delete_topic(authorized(
+                    pb::GetTopicRequest {
+                        topic: topic.clone(),
+                    },
+                    token.as_deref(),
+                ))
+                .await
+                .map_err(status)?;
+            writeln!(
+                out,
+                "deleted the metadata of {topic} (the Kafka topic and its archives are kept)"
+            )?;
+        }
+    }
+    Ok(0)
+}
+
+async fn create_topic(
+    client: &mut RegistryClient<Channel>,
+    c: CreateTopic,
+    token: Option<&str>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    validate_topic_name(&c.topic)?;
+    let schema = read_file(&c.schema_file)?;
+    let mut meta = TopicMetadata::new(c.topic.clone(), c.unique_key);
+    meta.sort_key = c.sort_key;
+    meta.partition_time = c.partition_time;
+    meta.merge = c.merge;
+    meta.checks = c.checks;
+    meta.compatibility = c.compatibility;
+    meta.owner = c.owner;
+    meta.description = c.description;
+    meta.validate()?;
+    // Checked here too, so that a refused dataset leaves no schema or Kafka topic behind.
+    let parsed = onepipe_registry::service::parse_schema(&schema)
+        .with_context(|| format!("in {}", c.schema_file))?;
+    let problems = onepipe_registry::service::metadata_problems(&meta, &parsed);
+    if !problems.is_empty() {
+        bail!("invalid topic metadata: {}", problems.join("; "));
+    }
+
+    // The schema first: metadata is checked against it. Then Kafka, then the metadata,
+    // so a dataset is only announced once it can take records.
+    let v = client
+        .register_schema(authorized(
+            pb::RegisterSchemaRequest {
+                subject: meta.subject.clone(),
+                schema,
+            },
+            token,
+        ))
+        .await
+        .map_err(status)?
+        .into_inner();
+    writeln!(
+        out,
+        "schema: subject {} version {} id {}",
+        v.subject, v.version, v.id
+    )?;
+    client
+        .set_compatibility(authorized(
+            pb::SetCompatibilityRequest {
+                subject: meta.subject.clone(),
+                level: meta.compatibility.to_string(),
+            },
+            token,
+        ))
+        .await
+        .map_err(status)?;
+
+    let created = ensure_kafka_topic(
+        &c.kafka_bootstrap,
+        &c.topic,
+        c.partitions,
+        c.replication_factor,
+    )
+    .await?;
+    writeln!(
+        out,
+        "kafka: topic {} {}",
+        c.topic,
+        if created { "created" } else { "already exists" }
+    )?;
+
+    let pb_meta = to_pb(&meta);
+    match client
+        .create_topic(authorized(pb_meta.clone(), token))
+        .await
+    {
+        Ok(_) => writeln!(out, "metadata: stored")?,
+        Err(s) if s.code() == tonic::Code::AlreadyExists => {
+            let existing = from_pb(
+                client
+                    .get_topic(pb::GetTopicRequest {
+                        topic: c.topic.clone(),
+                    })
+                    .await
+                    .map_err(status)?
+                    .into_inner(),
+            )?;
+            if existing != meta {
+                bail!(
+                    "topic {} already has different metadata; compare with `onepipe topic describe {} --json`",
+                    c.topic,
+                    c.topic
+                );
+            }
+            writeln!(out, "metadata: already stored, unchanged")?;
+        }
+        Err(s) => return Err(status(s)),
+    }
+    Ok(())
+}
+
+/// Creates the topic unless it exists; true when it was created.
+async fn ensure_kafka_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    replication: i32,
+) -> anyhow::Result<bool> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("kafka admin client")?;
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(
+                topic,
+                partitions,
+                TopicReplication::Fixed(replication),
+            )],
+            &opts,
+        )
+        .await
+        .with_context(|| format!("creating kafka topic {topic} on {bootstrap}"))?;
+    match results.into_iter().next() {
+        Some(Ok(_)) => Ok(true),
+        Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(false),
+        Some(Err((t, e))) => bail!("creating kafka topic {t} on {bootstrap}: {e}"),
+        None => bail!("creating kafka topic {topic}: the broker gave no answer"),
+    }
+}
+
+fn describe(m: &TopicMetadata, out: &mut impl Write) -> std::io::Result<()> {
+    let checks: Vec<String> = m
+        .effective_checks()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    writeln!(out, "topic           {}", m.topic)?;
+    writeln!(out, "subject         {}", m.subject)?;
+    writeln!(out, "owner           {}", m.owner)?;
+    writeln!(out, "description     {}", m.description)?;
+    writeln!(out, "compatibility   {}", m.compatibility)?;
+    writeln!(out, "unique_key      {}", m.unique_key.join(", "))?;
+    writeln!(out, "sort_key        {}", m.sort_key.join(", "))?;
+    writeln!(
+        out,
+        "partition_time  {}",
+        m.partition_time.as_deref().unwrap_or("(kafka timestamp)")
+    )?;
+    writeln!(out, "merge           {}", m.merge)?;
+    writeln!(out, "checks          {}", checks.join(", "))
+}
+
+fn authorized<T>(msg: T, token: Option<&str>) -> Request<T> {
+    let mut r = Request::new(msg);
+    if let Some(t) = token
+        && let Ok(v) = format!("Bearer {t}").parse()
+    {
+        r.metadata_mut().insert("authorization", v);
+    }
+    r
+}
+
+fn status(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("registry: {}", s.message())
+}
+
+fn read_file(path: &str) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))
+}
+
+fn to_pb(m: &TopicMetadata) -> pb::TopicMetadata {
+    pb::TopicMetadata::from(m)
+}
+
+fn from_pb(m: pb::TopicMetadata) -> anyhow::Result<TopicMetadata> {
+    Ok(TopicMetadata::try_from(m)?)
+}

@@ -1,0 +1,15 @@
+//! `onepipe`: the command line front end.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() {
+    let cli = onepipe_cli::Cli::parse();
+    match onepipe_cli::run(cli, &mut std::io::stdout()).await {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
