@@ -31,6 +31,15 @@ def registry_binary():
     return path
 
 
+class Endpoints(str):
+    """The REST URL (usable as a string), with the admin URL beside it."""
+
+    def __new__(cls, rest, admin):
+        obj = super().__new__(cls, rest)
+        obj.admin = admin
+        return obj
+
+
 @pytest.fixture
 def registry():
     """Starts `registry` on free ports with its own SQLite file; yields the REST URL."""
@@ -40,14 +49,15 @@ def registry():
                 str(registry_binary()),
                 "--listen=127.0.0.1:0",
                 "--rest-listen=127.0.0.1:0",
+                "--admin-listen=127.0.0.1:0",
                 f"--database=sqlite://{tmp}/registry.db",
             ],
             stderr=subprocess.PIPE,
             text=True,
         )
-        rest = None
+        addrs = {}
         deadline = time.time() + 30
-        while rest is None and time.time() < deadline:
+        while len(addrs) < 3 and time.time() < deadline:
             line = proc.stderr.readline()
             if not line:
                 break
@@ -55,13 +65,13 @@ def registry():
                 event = json.loads(line)
             except ValueError:
                 continue
-            if event.get("message") == "listening" and event.get("api") == "rest":
-                rest = f"http://{event['addr']}"
-        if rest is None:
+            if event.get("message") == "listening":
+                addrs[event["api"]] = f"http://{event['addr']}"
+        if set(addrs) != {"grpc", "rest", "admin"}:
             proc.kill()
-            pytest.fail(f"registry did not log its REST address (exit code {proc.poll()})")
+            pytest.fail(f"registry did not log its addresses, only {addrs} (exit code {proc.poll()})")
         try:
-            yield rest
+            yield Endpoints(addrs["rest"], addrs["admin"])
         finally:
             proc.terminate()
             assert proc.wait(timeout=30) == 0, "registry did not exit cleanly on SIGTERM"

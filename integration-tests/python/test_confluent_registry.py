@@ -92,3 +92,24 @@ def test_serializer_kafka_deserializer(registry, topic):
     finally:
         consumer.close()
     assert decoded == records
+
+
+def test_admin_endpoints(registry):
+    import urllib.request
+
+    client = SchemaRegistryClient({"url": registry})
+    client.register_schema("m-value", Schema(json.dumps(V1), "AVRO"))
+    with pytest.raises(SchemaRegistryError):
+        client.register_schema("m-value", Schema(json.dumps(BROKEN), "AVRO"))
+
+    def fetch(path):
+        with urllib.request.urlopen(registry.admin + path, timeout=10) as r:
+            return r.status, r.read().decode()
+
+    assert fetch("/healthz")[0] == 200
+    assert fetch("/readyz") == (200, "ready\n")
+    status, text = fetch("/metrics")
+    assert status == 200
+    assert "onepipe_registry_schemas_registered_total 1" in text
+    assert 'onepipe_registry_registrations_refused_total{reason="incompatible"} 1' in text
+    assert "onepipe_registry_subjects 1" in text

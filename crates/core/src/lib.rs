@@ -14,6 +14,7 @@
 //! assert_eq!((schema_id, datum), (42, &b"\x02hi"[..]));
 //! ```
 
+pub mod admin;
 pub mod error;
 pub mod layout;
 pub mod metadata;

@@ -15,6 +15,7 @@
 pub mod compat;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod rest;
 pub mod service;
 pub mod store;

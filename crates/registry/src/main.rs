@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use onepipe_core::admin;
 use onepipe_registry::grpc::{self, GrpcService};
 use onepipe_registry::rest;
 use onepipe_registry::service::Registry;
@@ -23,6 +24,10 @@ struct Config {
     /// port 0 picks a free port.
     #[arg(long, env = "ONEPIPE_REST_LISTEN", default_value = "127.0.0.1:8091")]
     rest_listen: String,
+
+    /// Address of /healthz, /readyz and /metrics; port 0 picks a free port.
+    #[arg(long, env = "ONEPIPE_ADMIN_LISTEN", default_value = "127.0.0.1:8092")]
+    admin_listen: String,
 
     /// Where schemas and metadata live: sqlite://PATH (created if missing) or
     /// postgres://USER:PASSWORD@HOST:PORT/DB (several replicas may share one).
@@ -55,6 +60,10 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.rest_listen))?;
 
+    let admin_listener = tokio::net::TcpListener::bind(&config.admin_listen)
+        .await
+        .with_context(|| format!("binding {}", config.admin_listen))?;
+
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let when_stopped = move || {
         let mut rx = stopped.clone();
@@ -67,16 +76,37 @@ async fn main() -> anyhow::Result<()> {
         GrpcService::new(registry.clone(), token.clone()),
         when_stopped(),
     );
+    let admin = admin::serve(
+        admin_listener,
+        admin_router(registry.clone()),
+        when_stopped(),
+    );
     let rest = rest::run(rest_listener, rest::router(registry, token), when_stopped());
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop.send(true);
     });
-    let (g, r) = tokio::join!(grpc, rest);
+    let (g, r, a) = tokio::join!(grpc, rest, admin);
     g.context("grpc server")?;
     r.context("rest server")?;
+    a.context("admin server")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Ready when the database answers; gauges are read from it at each scrape.
+fn admin_router(registry: Arc<Registry>) -> axum::Router {
+    let r = registry.clone();
+    let ready: admin::ReadyCheck = Arc::new(move || {
+        let r = r.clone();
+        Box::pin(async move { r.store().ping().await.map_err(|e| e.to_string()) })
+    });
+    let r = registry.clone();
+    let refresh: admin::ReadyCheck = Arc::new(move || {
+        let r = r.clone();
+        Box::pin(async move { r.refresh_metrics().await.map_err(|e| e.to_string()) })
+    });
+    admin::router(ready, registry.metrics().clone(), Some(refresh))
 }
 
 /// SIGTERM or Ctrl-C.

@@ -12,14 +12,17 @@ use apache_avro::schema::{Name, ResolvedSchema};
 use onepipe_core::metadata::{Check, Compatibility, MergeStrategy, TopicMetadata};
 
 use crate::compat;
+use crate::metrics as m;
 use crate::store::{Store, SubjectVersion, VersionSpec};
 use crate::{Error, Result};
+use onepipe_core::admin::Metrics;
 
 /// How often a registration is retried when other replicas keep taking the next version.
 const REGISTER_ATTEMPTS: usize = 20;
 
 pub struct Registry {
     store: Store,
+    metrics: Metrics,
     /// Ids are immutable, so a schema once read is served from memory for good.
     by_id: RwLock<HashMap<i64, Arc<str>>>,
 }
@@ -40,6 +43,7 @@ impl Registry {
     pub fn new(store: Store) -> Self {
         Registry {
             store,
+            metrics: Metrics::new(),
             by_id: RwLock::new(HashMap::new()),
         }
     }
@@ -48,13 +52,37 @@ impl Registry {
         &self.store
     }
 
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Sets the gauges read from the database; called before each scrape.
+    pub async fn refresh_metrics(&self) -> Result<()> {
+        let subjects = self.store.subjects(false).await?.len();
+        let topics = self.store.topics().await?.len();
+        self.metrics
+            .set(m::SUBJECTS, m::SUBJECTS_HELP, &[], subjects as f64);
+        self.metrics
+            .set(m::TOPICS, m::TOPICS_HELP, &[], topics as f64);
+        Ok(())
+    }
+
+    fn refused(&self, reason: &str) {
+        self.metrics.inc(
+            m::REGISTRATIONS_REFUSED,
+            m::REGISTRATIONS_REFUSED_HELP,
+            &[("reason", reason)],
+            1,
+        );
+    }
+
     /// Registers `text` under `subject`: the existing version when the same schema is
     /// there, else a new version after the compatibility and metadata checks.
     pub async fn register(&self, subject: &str, text: &str) -> Result<SubjectVersion> {
         if subject.trim().is_empty() {
             return Err(Error::InvalidSchema("subject must not be empty".into()));
         }
-        let schema = parse_schema(text)?;
+        let schema = parse_schema(text).inspect_err(|_| self.refused("invalid_schema"))?;
         let key = identity_key(&schema)?;
         for _ in 0..REGISTER_ATTEMPTS {
             if let Some(existing) = self.store.find_in_subject(subject, &key).await? {
@@ -62,6 +90,7 @@ impl Registry {
             }
             let problems = self.compatibility_problems(subject, &schema, None).await?;
             if !problems.is_empty() {
+                self.refused("incompatible");
                 return Err(Error::Incompatible {
                     subject: subject.to_string(),
                     level: self.store.effective_compatibility(subject).await?,
@@ -71,6 +100,7 @@ impl Registry {
             for meta in self.store.topics_of_subject(subject).await? {
                 let broken = metadata_problems(&meta, &schema);
                 if !broken.is_empty() {
+                    self.refused("breaks_topic_metadata");
                     return Err(Error::InvalidSchema(format!(
                         "the new schema would break the metadata of topic {:?}: {}",
                         meta.topic,
@@ -80,6 +110,8 @@ impl Registry {
             }
             if let Some(v) = self.store.insert_version(subject, &key, text).await? {
                 tracing::info!(subject, version = v.version, id = v.id, "schema registered");
+                self.metrics
+                    .inc(m::SCHEMAS_REGISTERED, m::SCHEMAS_REGISTERED_HELP, &[], 1);
                 return Ok(v);
             }
         }

@@ -112,6 +112,12 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
+    }
+
     /// The id of a canonical form, if any subject ever registered it.
     pub async fn id_of(&self, canonical: &str) -> Result<Option<i64>> {
         let row = sqlx::query("SELECT id FROM schemas WHERE canonical = $1")
