@@ -68,10 +68,11 @@ pub async fn fresh_database(base: &str) -> String {
     }
 }
 
-/// A registry serving gRPC on a free port, on a fresh PostgreSQL database of the stack;
+/// A registry serving gRPC on a free port, on a fresh PostgreSQL database of the stack,
+/// guarded by `tokens`;
 /// it stops when the returned sender is dropped.
 pub async fn start_registry(
-    admin_token: Option<&str>,
+    tokens: onepipe_registry::auth::Tokens,
 ) -> (String, tokio::sync::oneshot::Sender<()>) {
     use onepipe_registry::grpc::{self, GrpcService};
     use onepipe_registry::service::Registry;
@@ -82,7 +83,7 @@ pub async fn start_registry(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let service = GrpcService::new(registry, admin_token.map(String::from));
+    let service = GrpcService::new(registry, tokens);
     tokio::spawn(grpc::run(listener, service, async {
         let _ = stopped.await;
     }));

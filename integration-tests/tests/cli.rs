@@ -3,6 +3,7 @@
 use clap::Parser;
 use onepipe_cli::{Cli, run};
 use onepipe_integration_tests::{endpoint, start_registry, unique_name};
+use onepipe_registry::auth::Tokens;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::time::Duration;
@@ -25,7 +26,7 @@ async fn onepipe(registry: &str, args: &[&str]) -> (anyhow::Result<i32>, String)
 #[tokio::test]
 async fn topic_create_provisions_kafka_schema_and_metadata() {
     let bootstrap = endpoint("ONEPIPE_KAFKA_BOOTSTRAP");
-    let (registry, _stop) = start_registry(None).await;
+    let (registry, _stop) = start_registry(Tokens::default()).await;
     let dir = std::env::temp_dir().join(unique_name("onepipe-cli"));
     std::fs::create_dir_all(&dir).unwrap();
     let schema_file = dir.join("api_calls.avsc");
@@ -128,7 +129,7 @@ async fn topic_create_provisions_kafka_schema_and_metadata() {
 #[tokio::test]
 async fn bad_metadata_is_refused_with_the_reason() {
     let bootstrap = endpoint("ONEPIPE_KAFKA_BOOTSTRAP");
-    let (registry, _stop) = start_registry(None).await;
+    let (registry, _stop) = start_registry(Tokens::default()).await;
     let dir = std::env::temp_dir().join(unique_name("onepipe-cli"));
     std::fs::create_dir_all(&dir).unwrap();
     let schema_file = dir.join("s.avsc");

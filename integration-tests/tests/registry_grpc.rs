@@ -6,6 +6,7 @@ use std::time::Duration;
 use onepipe_integration_tests::start_registry;
 use onepipe_proto::registry::v1 as pb;
 use onepipe_proto::registry::v1::registry_client::RegistryClient;
+use onepipe_registry::auth::Tokens;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -24,10 +25,8 @@ const INCOMPATIBLE: &str = r#"{"type":"record","name":"PageView","fields":[
   {"name":"version","type":"long"},
   {"name":"url","type":"int"}]}"#;
 
-async fn start(
-    admin_token: Option<&str>,
-) -> (RegistryClient<Channel>, tokio::sync::oneshot::Sender<()>) {
-    let (url, stop) = start_registry(admin_token).await;
+async fn start(tokens: Tokens) -> (RegistryClient<Channel>, tokio::sync::oneshot::Sender<()>) {
+    let (url, stop) = start_registry(tokens).await;
     (RegistryClient::connect(url).await.unwrap(), stop)
 }
 
@@ -40,7 +39,7 @@ fn register(subject: &str, schema: &str) -> pb::RegisterSchemaRequest {
 
 #[tokio::test]
 async fn schemas_evolve_under_compatibility_rules() {
-    let (mut c, _stop) = start(None).await;
+    let (mut c, _stop) = start(Tokens::default()).await;
     let v1 = c
         .register_schema(register("views-value", V1))
         .await
@@ -119,7 +118,7 @@ async fn schemas_evolve_under_compatibility_rules() {
 
 #[tokio::test]
 async fn topic_metadata_is_checked_and_watched() {
-    let (mut c, _stop) = start(None).await;
+    let (mut c, _stop) = start(Tokens::default()).await;
     c.register_schema(register("views-value", V1))
         .await
         .unwrap();
@@ -202,8 +201,8 @@ async fn topic_metadata_is_checked_and_watched() {
 }
 
 #[tokio::test]
-async fn writes_need_the_admin_token_when_one_is_set() {
-    let (mut c, _stop) = start(Some("s3cret")).await;
+async fn tokens_guard_writes_and_reads() {
+    let (mut c, _stop) = start(Tokens::new(Some("s3cret".into()), Some("reader".into()))).await;
     let err = c
         .register_schema(register("t-value", V1))
         .await
@@ -224,11 +223,25 @@ async fn writes_need_the_admin_token_when_one_is_set() {
         .metadata_mut()
         .insert("authorization", "Bearer s3cret".parse().unwrap());
     let v = c.register_schema(right).await.unwrap().into_inner();
-    // Reads stay open.
-    let got = c
+    // With a read token set, reads need it (or the admin token).
+    let err = c
         .get_schema(pb::GetSchemaRequest { id: v.id })
         .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(got.schema, V1);
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    for token in ["Bearer reader", "Bearer s3cret"] {
+        let mut read = tonic::Request::new(pb::GetSchemaRequest { id: v.id });
+        read.metadata_mut()
+            .insert("authorization", token.parse().unwrap());
+        assert_eq!(c.get_schema(read).await.unwrap().into_inner().schema, V1);
+    }
+    // The read token does not allow writes.
+    let mut write = tonic::Request::new(register("t-value", V1));
+    write
+        .metadata_mut()
+        .insert("authorization", "Bearer reader".parse().unwrap());
+    assert_eq!(
+        c.register_schema(write).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
 }

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{Access, Denied, Tokens};
 use crate::service::{Registry, parse_schema};
 use crate::store::{SubjectVersion, VersionSpec};
 use crate::{Error, Result};
@@ -21,36 +22,26 @@ use crate::{Error, Result};
 /// through the database, so a poll and not an in-process signal).
 const WATCH_POLL: Duration = Duration::from_millis(500);
 
-/// The gRPC service; `admin_token`, when set, is required for every write.
+/// The gRPC service; see [`Tokens`] for who may read and write.
 pub struct GrpcService {
     registry: Arc<Registry>,
-    admin_token: Option<String>,
+    tokens: Tokens,
 }
 
 impl GrpcService {
-    pub fn new(registry: Arc<Registry>, admin_token: Option<String>) -> Self {
-        GrpcService {
-            registry,
-            admin_token,
-        }
+    pub fn new(registry: Arc<Registry>, tokens: Tokens) -> Self {
+        GrpcService { registry, tokens }
     }
 
-    fn authorize_write<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let Some(token) = &self.admin_token else {
-            return Ok(());
-        };
+    fn authorize<T>(&self, req: &Request<T>, access: Access) -> Result<(), Status> {
         let given = req
             .metadata()
             .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match given {
-            Some(t) if t == token => Ok(()),
-            Some(_) => Err(Status::permission_denied("wrong admin token")),
-            None => Err(Status::unauthenticated(
-                "this registry needs an admin token for writes: send `authorization: Bearer TOKEN`",
-            )),
-        }
+            .and_then(|v| v.to_str().ok());
+        self.tokens.check(given, access).map_err(|d| match d {
+            Denied::Missing(_) => Status::unauthenticated(d.to_string()),
+            Denied::Wrong(_) => Status::permission_denied(d.to_string()),
+        })
     }
 }
 
@@ -129,7 +120,7 @@ impl RegistryApi for GrpcService {
         &self,
         req: Request<pb::RegisterSchemaRequest>,
     ) -> Result<Response<pb::SchemaVersion>, Status> {
-        self.authorize_write(&req)?;
+        self.authorize(&req, Access::Write)?;
         let r = req.into_inner();
         let v = self
             .registry
@@ -143,6 +134,7 @@ impl RegistryApi for GrpcService {
         &self,
         req: Request<pb::RegisterSchemaRequest>,
     ) -> Result<Response<pb::SchemaVersion>, Status> {
+        self.authorize(&req, Access::Read)?;
         let r = req.into_inner();
         let v = self
             .registry
@@ -156,6 +148,7 @@ impl RegistryApi for GrpcService {
         &self,
         req: Request<pb::GetSchemaRequest>,
     ) -> Result<Response<pb::SchemaById>, Status> {
+        self.authorize(&req, Access::Read)?;
         let id = req.into_inner().id;
         let schema = self.registry.schema_by_id(id).await.map_err(status)?;
         Ok(Response::new(pb::SchemaById {
@@ -168,6 +161,7 @@ impl RegistryApi for GrpcService {
         &self,
         req: Request<pb::GetSubjectVersionRequest>,
     ) -> Result<Response<pb::SchemaVersion>, Status> {
+        self.authorize(&req, Access::Read)?;
         let r = req.into_inner();
         let spec = version_spec(r.version)?;
         let v = self
@@ -183,6 +177,7 @@ impl RegistryApi for GrpcService {
         &self,
         req: Request<pb::ListSubjectsRequest>,
     ) -> Result<Response<pb::ListSubjectsResponse>, Status> {
+        self.authorize(&req, Access::Read)?;
         let subjects = self
             .registry
             .store()
@@ -196,6 +191,7 @@ impl RegistryApi for GrpcService {
         &self,
         req: Request<pb::ListVersionsRequest>,
     ) -> Result<Response<pb::ListVersionsResponse>, Status> {
+        self.authorize(&req, Access::Read)?;
         let r = req.into_inner();
         let versions = self
             .registry
@@ -210,7 +206,7 @@ impl RegistryApi for GrpcService {
         &self,
         req: Request<pb::DeleteVersionRequest>,
     ) -> Result<Response<pb::DeleteVersionResponse>, Status> {
-        self.authorize_write(&req)?;
+        self.authorize(&req, Access::Write)?;
         let r = req.into_inner();
         let spec = version_spec(r.version)?;
         let version = self
@@ -226,7 +222,7 @@ impl RegistryApi for GrpcService {
         &self,
         req: Request<pb::DeleteSubjectRequest>,
     ) -> Result<Response<pb::DeleteSubjectResponse>, Status> {
-        self.authorize_write(&req)?;
+        self.authorize(&req, Access::Write)?;
         let r = req.into_inner();
         let versions = self
             .registry
@@ -241,6 +237,7 @@ impl RegistryApi for GrpcService {
         &self,
         req: Request<pb::CheckCompatibilityRequest>,
     ) -> Result<Response<pb::CheckCompatibilityResponse>, Status> {
+        self.authorize(&req, Access::Read)?;
         let r = req.into_inner();
         let candidate = parse_schema(&r.schema).map_err(status)?;
         let against = if r.version == 0 {
@@ -263,6 +260,7 @@ impl RegistryApi for GrpcService {
         &self,
         req: Request<pb::GetCompatibilityRequest>,
     ) -> Result<Response<pb::CompatibilityLevel>, Status> {
+        self.authorize(&req, Access::Read)?;
         let subject = req.into_inner().subject;
         let store = self.registry.store();
         let level = if subject.is_empty() {
@@ -286,7 +284,7 @@ impl RegistryApi for GrpcService {
         &self,
         req: Request<pb::SetCompatibilityRequest>,
     ) -> Result<Response<pb::CompatibilityLevel>, Status> {
-        self.authorize_write(&req)?;
+        self.authorize(&req, Access::Write)?;
         let r = req.into_inner();
         let level: Compatibility = r
             .level
@@ -307,7 +305,7 @@ impl RegistryApi for GrpcService {
         &self,
         req: Request<pb::TopicMetadata>,
     ) -> Result<Response<pb::TopicChangeAck>, Status> {
-        self.authorize_write(&req)?;
+        self.authorize(&req, Access::Write)?;
         let meta = from_pb_topic(req.into_inner()).map_err(status)?;
         let seq = self.registry.put_topic(&meta, true).await.map_err(status)?;
         Ok(Response::new(pb::TopicChangeAck { seq }))
@@ -317,7 +315,7 @@ impl RegistryApi for GrpcService {
         &self,
         req: Request<pb::TopicMetadata>,
     ) -> Result<Response<pb::TopicChangeAck>, Status> {
-        self.authorize_write(&req)?;
+        self.authorize(&req, Access::Write)?;
         let meta = from_pb_topic(req.into_inner()).map_err(status)?;
         let seq = self
             .registry
@@ -331,6 +329,7 @@ impl RegistryApi for GrpcService {
         &self,
         req: Request<pb::GetTopicRequest>,
     ) -> Result<Response<pb::TopicMetadata>, Status> {
+        self.authorize(&req, Access::Read)?;
         let meta = self
             .registry
             .store()
@@ -342,8 +341,9 @@ impl RegistryApi for GrpcService {
 
     async fn list_topics(
         &self,
-        _req: Request<pb::ListTopicsRequest>,
+        req: Request<pb::ListTopicsRequest>,
     ) -> Result<Response<pb::ListTopicsResponse>, Status> {
+        self.authorize(&req, Access::Read)?;
         let topics = self.registry.store().topics().await.map_err(status)?;
         Ok(Response::new(pb::ListTopicsResponse {
             topics: topics.into_iter().map(to_pb_topic).collect(),
@@ -354,7 +354,7 @@ impl RegistryApi for GrpcService {
         &self,
         req: Request<pb::GetTopicRequest>,
     ) -> Result<Response<pb::TopicChangeAck>, Status> {
-        self.authorize_write(&req)?;
+        self.authorize(&req, Access::Write)?;
         let seq = self
             .registry
             .store()
@@ -370,6 +370,7 @@ impl RegistryApi for GrpcService {
         &self,
         req: Request<pb::WatchTopicsRequest>,
     ) -> Result<Response<Self::WatchTopicsStream>, Status> {
+        self.authorize(&req, Access::Read)?;
         let mut after = req.into_inner().after_seq;
         let registry = self.registry.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(64);

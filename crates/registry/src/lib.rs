@@ -12,6 +12,7 @@
 //! assert!(check(&reader, &writer).is_empty());
 //! ```
 
+pub mod auth;
 pub mod compat;
 pub mod error;
 pub mod grpc;

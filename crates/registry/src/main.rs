@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use onepipe_core::admin;
+use onepipe_registry::auth::Tokens;
 use onepipe_registry::grpc::{self, GrpcService};
 use onepipe_registry::rest;
 use onepipe_registry::service::Registry;
@@ -42,6 +43,11 @@ struct Config {
     /// needs `authorization: Bearer TOKEN`. Reads stay open.
     #[arg(long, env = "ONEPIPE_REGISTRY_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+
+    /// When set, every read needs `authorization: Bearer TOKEN` with this token or the
+    /// admin token.
+    #[arg(long, env = "ONEPIPE_REGISTRY_READ_TOKEN", hide_env_values = true)]
+    read_token: Option<String>,
 }
 
 #[tokio::main]
@@ -52,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the registry database {}", config.database))?;
     let registry = Arc::new(Registry::new(store));
-    let token = config.admin_token.filter(|t| !t.is_empty());
+    let tokens = Tokens::new(config.admin_token, config.read_token);
     let grpc_listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -73,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let grpc = grpc::run(
         grpc_listener,
-        GrpcService::new(registry.clone(), token.clone()),
+        GrpcService::new(registry.clone(), tokens.clone()),
         when_stopped(),
     );
     let admin = admin::serve(
@@ -81,7 +87,11 @@ async fn main() -> anyhow::Result<()> {
         admin_router(registry.clone()),
         when_stopped(),
     );
-    let rest = rest::run(rest_listener, rest::router(registry, token), when_stopped());
+    let rest = rest::run(
+        rest_listener,
+        rest::router(registry, tokens),
+        when_stopped(),
+    );
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop.send(true);

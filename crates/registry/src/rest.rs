@@ -12,7 +12,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -20,6 +21,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::Error;
+use crate::auth::{Access, Denied, Tokens};
 use crate::service::{Registry, parse_schema};
 use crate::store::VersionSpec;
 
@@ -28,7 +30,7 @@ const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 #[derive(Clone)]
 struct Ctx {
     registry: Arc<Registry>,
-    admin_token: Option<Arc<str>>,
+    tokens: Arc<Tokens>,
 }
 
 /// An error as Confluent clients expect it.
@@ -135,31 +137,35 @@ fn version_spec(s: &str) -> Result<VersionSpec, ApiError> {
     s.parse().map_err(ApiError::from)
 }
 
-impl Ctx {
-    fn authorize_write(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let Some(token) = &self.admin_token else {
-            return Ok(());
-        };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match given {
-            Some(t) if t == &**token => Ok(()),
-            Some(_) => Err(ApiError::new(40301, "wrong admin token")),
-            None => Err(ApiError::new(
-                40101,
-                "this registry needs an admin token for writes: send Authorization: Bearer TOKEN",
-            )),
-        }
+/// Reads are GETs, lookups (`POST /subjects/{s}`) and compatibility checks; the rest write.
+fn access_of(method: &Method, path: &str) -> Access {
+    let is_lookup =
+        method == Method::POST && path.starts_with("/subjects/") && path.matches('/').count() == 2;
+    if method == Method::GET || is_lookup || path.starts_with("/compatibility/") {
+        Access::Read
+    } else {
+        Access::Write
     }
 }
 
-/// The REST router; `admin_token`, when set, is required for every write.
-pub fn router(registry: Arc<Registry>, admin_token: Option<String>) -> Router {
+async fn authorize(State(c): State<Ctx>, req: axum::extract::Request, next: Next) -> Response {
+    let access = access_of(req.method(), req.uri().path());
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match c.tokens.check(given, access) {
+        Ok(()) => next.run(req).await,
+        Err(d @ Denied::Missing(_)) => error_response(ApiError::new(40101, d.to_string())),
+        Err(d @ Denied::Wrong(_)) => error_response(ApiError::new(40301, d.to_string())),
+    }
+}
+
+/// The REST router; see [`Tokens`] for who may read and write.
+pub fn router(registry: Arc<Registry>, tokens: Tokens) -> Router {
     let ctx = Ctx {
         registry,
-        admin_token: admin_token.map(Arc::from),
+        tokens: Arc::new(tokens),
     };
     Router::new()
         .route("/schemas/types", get(|| async { ok(json!(["AVRO"])) }))
@@ -198,6 +204,7 @@ pub fn router(registry: Arc<Registry>, admin_token: Option<String>) -> Router {
                 .delete(delete_subject_config),
         )
         .fallback(|| async { ApiError::new(404, "no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(ctx.clone(), authorize))
         .with_state(ctx)
 }
 
@@ -256,13 +263,7 @@ async fn versions(
     )))
 }
 
-async fn register(
-    State(c): State<Ctx>,
-    Path(subject): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    c.authorize_write(&headers)?;
+async fn register(State(c): State<Ctx>, Path(subject): Path<String>, body: Bytes) -> ApiResult {
     let b = schema_body(&body)?;
     let v = c.registry.register(&subject, &b.schema).await?;
     Ok(ok(json!({"id": v.id})))
@@ -309,9 +310,7 @@ async fn delete_subject(
     State(c): State<Ctx>,
     Path(subject): Path<String>,
     Query(q): Params,
-    headers: HeaderMap,
 ) -> ApiResult {
-    c.authorize_write(&headers)?;
     Ok(ok(json!(
         c.registry
             .store()
@@ -324,9 +323,7 @@ async fn delete_version(
     State(c): State<Ctx>,
     Path((subject, version)): Path<(String, String)>,
     Query(q): Params,
-    headers: HeaderMap,
 ) -> ApiResult {
-    c.authorize_write(&headers)?;
     let spec = version_spec(&version)?;
     Ok(ok(json!(
         c.registry
@@ -402,15 +399,13 @@ async fn global_config(State(c): State<Ctx>) -> ApiResult {
     Ok(ok(json!({"compatibilityLevel": level})))
 }
 
-async fn set_global_config(State(c): State<Ctx>, headers: HeaderMap, body: Bytes) -> ApiResult {
-    c.authorize_write(&headers)?;
+async fn set_global_config(State(c): State<Ctx>, body: Bytes) -> ApiResult {
     let level = level_body(&body)?;
     c.registry.store().set_compatibility(None, level).await?;
     Ok(ok(json!({"compatibility": level})))
 }
 
-async fn delete_global_config(State(c): State<Ctx>, headers: HeaderMap) -> ApiResult {
-    c.authorize_write(&headers)?;
+async fn delete_global_config(State(c): State<Ctx>) -> ApiResult {
     let old = c
         .registry
         .store()
@@ -442,10 +437,8 @@ async fn subject_config(
 async fn set_subject_config(
     State(c): State<Ctx>,
     Path(subject): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    c.authorize_write(&headers)?;
     let level = level_body(&body)?;
     c.registry
         .store()
@@ -454,12 +447,7 @@ async fn set_subject_config(
     Ok(ok(json!({"compatibility": level})))
 }
 
-async fn delete_subject_config(
-    State(c): State<Ctx>,
-    Path(subject): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    c.authorize_write(&headers)?;
+async fn delete_subject_config(State(c): State<Ctx>, Path(subject): Path<String>) -> ApiResult {
     match c
         .registry
         .store()
@@ -477,6 +465,22 @@ async fn delete_subject_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_and_writes() {
+        assert_eq!(access_of(&Method::GET, "/subjects"), Access::Read);
+        assert_eq!(access_of(&Method::POST, "/subjects/s"), Access::Read);
+        assert_eq!(
+            access_of(&Method::POST, "/compatibility/subjects/s/versions"),
+            Access::Read
+        );
+        assert_eq!(
+            access_of(&Method::POST, "/subjects/s/versions"),
+            Access::Write
+        );
+        assert_eq!(access_of(&Method::DELETE, "/subjects/s"), Access::Write);
+        assert_eq!(access_of(&Method::PUT, "/config"), Access::Write);
+    }
 
     #[test]
     fn status_is_the_codes_first_three_digits() {
