@@ -24,8 +24,9 @@ fmt:
 	cargo fmt --all
 
 ## bench: throughput and latency benchmarks, reported as ratios against a baseline in the same run
+## (BENCH_SECONDS=N sets the measuring time per server, 5 s by default)
 bench:
-	@echo "no benchmarks yet: the registry, http-producer and copycat issues add them here"
+	cargo bench -p onepipe-registry --bench get_schema
 
 ## stack: start Kafka, PostgreSQL and the S3 server (see deploy/local/stack.sh)
 stack:

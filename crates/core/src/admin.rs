@@ -15,6 +15,7 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 /// Answers whether the service can do its work; `Err` names what is missing.
@@ -147,15 +148,21 @@ pub fn router(ready: ReadyCheck, metrics: Metrics, refresh: Option<ReadyCheck>) 
         )
 }
 
-/// Serves the admin router on `listener` until `shutdown` completes.
+/// Serves an HTTP router on `listener` until `shutdown` completes, logging the bound
+/// address as `api` (the admin router here, a service's own HTTP API elsewhere).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    api: &'static str,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, api = "admin", "listening");
+        tracing::info!(%addr, api, "listening");
     }
+    // Small replies must not wait on Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await

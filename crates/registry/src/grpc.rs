@@ -56,8 +56,10 @@ pub async fn run(
     }
     tonic::transport::Server::builder()
         .add_service(RegistryServer::new(service))
+        // Without TCP_NODELAY small replies wait on Nagle and delayed ACKs (~40 ms p99);
+        // tonic sets it only on listeners it binds itself.
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
         )
         .await

@@ -85,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let admin = admin::serve(
         admin_listener,
         admin_router(registry.clone()),
+        "admin",
         when_stopped(),
     );
     let rest = rest::run(

@@ -214,12 +214,7 @@ pub async fn run(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, api = "rest", "listening");
-    }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    onepipe_core::admin::serve(listener, router, "rest", shutdown).await
 }
 
 async fn schema_by_id(State(c): State<Ctx>, Path(id): Path<i64>) -> ApiResult {
