@@ -1,5 +1,6 @@
 """Shared fixtures: a registry binary of this checkout on free ports, and the stack's Kafka."""
 
+import contextlib
 import json
 import os
 import pathlib
@@ -23,26 +24,37 @@ def endpoint(var):
     return value
 
 
-def registry_binary():
+def binary(name):
     target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
-    path = pathlib.Path(os.environ.get("ONEPIPE_REGISTRY_BIN", f"{target}/debug/registry"))
+    path = pathlib.Path(f"{target}/debug/{name}")
     if not path.exists():
-        pytest.fail(f"registry binary {path} not found: run `cargo build -p onepipe-registry` first")
+        pytest.fail(f"binary {path} not found: run `cargo build --workspace --bins` first")
     return path
+
+
+def registry_binary():
+    return binary("registry")
 
 
 class Endpoints(str):
     """The REST URL (usable as a string), with the admin URL beside it."""
 
-    def __new__(cls, rest, admin):
+    def __new__(cls, rest, admin, grpc):
         obj = super().__new__(cls, rest)
         obj.admin = admin
+        obj.grpc = grpc
         return obj
 
 
 @pytest.fixture
 def registry():
     """Starts `registry` on free ports with its own SQLite file; yields the REST URL."""
+    with launch_registry() as endpoints:
+        yield endpoints
+
+
+@contextlib.contextmanager
+def launch_registry(*extra_args, scheme="http"):
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen(
             [
@@ -51,6 +63,7 @@ def registry():
                 "--rest-listen=127.0.0.1:0",
                 "--admin-listen=127.0.0.1:0",
                 f"--database=sqlite://{tmp}/registry.db",
+                *extra_args,
             ],
             stderr=subprocess.PIPE,
             text=True,
@@ -66,12 +79,13 @@ def registry():
             except ValueError:
                 continue
             if event.get("message") == "listening":
-                addrs[event["api"]] = f"http://{event['addr']}"
+                tls = event["api"] in ("grpc", "rest") and scheme == "https"
+                addrs[event["api"]] = f"{'https' if tls else 'http'}://{event['addr']}"
         if set(addrs) != {"grpc", "rest", "admin"}:
             proc.kill()
             pytest.fail(f"registry did not log its addresses, only {addrs} (exit code {proc.poll()})")
         try:
-            yield Endpoints(addrs["rest"], addrs["admin"])
+            yield Endpoints(addrs["rest"], addrs["admin"], addrs["grpc"])
         finally:
             proc.terminate()
             assert proc.wait(timeout=30) == 0, "registry did not exit cleanly on SIGTERM"

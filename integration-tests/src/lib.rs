@@ -84,7 +84,7 @@ pub async fn start_registry(
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let service = GrpcService::new(registry, tokens);
-    tokio::spawn(grpc::run(listener, service, async {
+    tokio::spawn(grpc::run(listener, service, None, async {
         let _ = stopped.await;
     }));
     (format!("http://{addr}"), stop)

@@ -49,6 +49,10 @@ pub struct Cli {
     )]
     pub admin_token: Option<String>,
 
+    /// PEM CA certificate to trust when the registry URL is https:// (TLS).
+    #[arg(long, global = true, env = "ONEPIPE_TLS_CA")]
+    pub tls_ca: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -152,9 +156,7 @@ pub struct CreateTopic {
 
 /// Runs one command, writing its output to `out`; returns the process exit code.
 pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
-    let mut client = RegistryClient::connect(cli.registry.clone())
-        .await
-        .with_context(|| format!("cannot reach the registry at {}", cli.registry))?;
+    let mut client = RegistryClient::new(connect(&cli.registry, cli.tls_ca.as_deref()).await?);
     let token = cli.admin_token.clone().filter(|t| !t.is_empty());
     match cli.command {
         Command::Schema(SchemaCommand::Register { subject, file }) => {
@@ -450,6 +452,28 @@ fn describe(m: &TopicMetadata, out: &mut impl Write) -> std::io::Result<()> {
     )?;
     writeln!(out, "merge           {}", m.merge)?;
     writeln!(out, "checks          {}", checks.join(", "))
+}
+
+/// A channel to the registry; TLS when the URL is https://, trusting `--tls-ca`.
+async fn connect(url: &str, tls_ca: Option<&str>) -> anyhow::Result<Channel> {
+    let mut endpoint =
+        Channel::from_shared(url.to_string()).with_context(|| format!("registry url {url:?}"))?;
+    if url.starts_with("https://") {
+        let Some(ca) = tls_ca else {
+            bail!(
+                "registry url {url} is https: give the CA certificate with --tls-ca (ONEPIPE_TLS_CA)"
+            );
+        };
+        let pem = read_file(ca)?;
+        endpoint = endpoint.tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+        )?;
+    }
+    endpoint
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the registry at {url}"))
 }
 
 fn authorized<T>(msg: T, token: Option<&str>) -> Request<T> {

@@ -243,7 +243,7 @@ async fn start_registry(dir: &std::path::Path) -> (Server, i64) {
     let (listener, url) = bind().await;
     let (stop, stopped) = oneshot::channel::<()>();
     let service = GrpcService::new(Arc::new(registry), Tokens::default());
-    let task = tokio::spawn(grpc::run(listener, service, async {
+    let task = tokio::spawn(grpc::run(listener, service, None, async {
         let _ = stopped.await;
     }));
     (Server { url, stop, task }, id)

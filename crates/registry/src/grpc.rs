@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status};
 use crate::auth::{Access, Denied, Tokens};
 use crate::service::{Registry, parse_schema};
 use crate::store::{SubjectVersion, VersionSpec};
+use crate::tls::TlsFiles;
 use crate::{Error, Result};
 
 /// How often a watch stream looks for new topic changes (shared by every replica
@@ -46,15 +47,22 @@ impl GrpcService {
 }
 
 /// Serves the gRPC API on `listener` until `shutdown` completes.
+/// With `tls`, only TLS connections are accepted.
 pub async fn run(
     listener: TcpListener,
     service: GrpcService,
+    tls: Option<TlsFiles>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, api = "grpc", "listening");
+        tracing::info!(%addr, api = "grpc", tls = tls.is_some(), "listening");
     }
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(t) = tls {
+        builder =
+            builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(t.identity()))?;
+    }
+    builder
         .add_service(RegistryServer::new(service))
         // Without TCP_NODELAY small replies wait on Nagle and delayed ACKs (~40 ms p99);
         // tonic sets it only on listeners it binds itself.

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod rest;
 pub mod service;
 pub mod store;
+pub mod tls;
 
 pub use error::{Error, Result};
 

@@ -10,6 +10,7 @@ use onepipe_registry::grpc::{self, GrpcService};
 use onepipe_registry::rest;
 use onepipe_registry::service::Registry;
 use onepipe_registry::store::Store;
+use onepipe_registry::tls::{TlsFiles, serve_https};
 
 /// The onepipe registry: Avro schemas per subject (versions, global ids, compatibility
 /// checks) and per-topic metadata (unique key, ordering, merge strategy, checks),
@@ -48,6 +49,14 @@ struct Config {
     /// admin token.
     #[arg(long, env = "ONEPIPE_REGISTRY_READ_TOKEN", hide_env_values = true)]
     read_token: Option<String>,
+
+    /// PEM certificate chain: with --tls-key, both the gRPC and the REST port take TLS only.
+    #[arg(long, env = "ONEPIPE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<String>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "ONEPIPE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<String>,
 }
 
 #[tokio::main]
@@ -58,6 +67,14 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the registry database {}", config.database))?;
     let registry = Arc::new(Registry::new(store));
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles::read(cert, key)?),
+        _ => None,
+    };
+    let rest_tls = match &tls {
+        Some(t) => Some(t.server_config().map_err(|e| anyhow::anyhow!("tls: {e}"))?),
+        None => None,
+    };
     let tokens = Tokens::new(config.admin_token, config.read_token);
     let grpc_listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -80,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
     let grpc = grpc::run(
         grpc_listener,
         GrpcService::new(registry.clone(), tokens.clone()),
+        tls,
         when_stopped(),
     );
     let admin = admin::serve(
@@ -88,11 +106,14 @@ async fn main() -> anyhow::Result<()> {
         "admin",
         when_stopped(),
     );
-    let rest = rest::run(
-        rest_listener,
-        rest::router(registry, tokens),
-        when_stopped(),
-    );
+    let rest_router = rest::router(registry, tokens);
+    let rest_stopped = when_stopped();
+    let rest = async move {
+        match rest_tls {
+            Some(cfg) => serve_https(rest_listener, rest_router, cfg, "rest", rest_stopped).await,
+            None => rest::run(rest_listener, rest_router, rest_stopped).await,
+        }
+    };
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop.send(true);
