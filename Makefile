@@ -4,7 +4,13 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/onepipe-target
 export CARGO_TARGET_DIR
 STACK := deploy/local/stack.sh
 
-.PHONY: test lint fmt bench stack stack-down stack-status
+.PHONY: run test lint fmt bench stack stack-down stack-status
+
+## run: the whole pipeline on one machine (Kafka + embedded defaults) with a demo stream and a
+## report, then keeps running until Ctrl-C; RUN_ARGS="--once --events 50000" to stop after the report
+run:
+	cargo build --profile fast --bins
+	deploy/local/run.sh $(RUN_ARGS)
 
 ## test: start the local stack, run every test (Rust unit and end-to-end, then the
 ## cross-checks with confluent-kafka's Python clients), stop the stack even on failure
@@ -23,10 +29,15 @@ lint:
 fmt:
 	cargo fmt --all
 
-## bench: throughput and latency benchmarks, reported as ratios against a baseline in the same run
-## (BENCH_SECONDS=N sets the measuring time per server, 5 s by default)
+## bench: throughput and latency benchmarks, each reported as a ratio against a baseline in the
+## same run (BENCH_SECONDS=N sets the measuring time per side, 5 s by default); starts the stack
 bench:
+	$(STACK) up
 	cargo bench -p onepipe-registry --bench get_schema
+	@eval "$$($(STACK) env)"; cargo bench -p onepipe-integration-tests --bench http_producer
+	@eval "$$($(STACK) env)"; cargo bench -p onepipe-copycat --bench archive
+	cargo bench -p onepipe-copydog --bench merge
+	@eval "$$($(STACK) env)"; cargo bench -p onepipe-warehouse-loader --bench load
 
 ## stack: start Kafka, PostgreSQL and the S3 server (see deploy/local/stack.sh)
 stack:
@@ -38,3 +49,9 @@ stack-down:
 
 stack-status:
 	$(STACK) status
+
+## helm-check: helm lint + template of helm/onepipe (default and ci/ values), every manifest
+## validated offline against the Kubernetes schemas (installs helm and kubernetes-validate once)
+.PHONY: helm-check
+helm-check:
+	deploy/helm-check.sh

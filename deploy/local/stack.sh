@@ -4,7 +4,9 @@
 #   package, own data folder and port) and s3s-fs (an Apache-2.0 S3-compatible server
 #   from crates.io) with a bucket created.
 #
-#   stack.sh up      install what is missing, start what is not running, wait until ready
+#   stack.sh up [kafka|postgres|s3]...
+#                    install what is missing, start what is not running, wait until ready
+#                    (all three by default; `make run` needs only kafka)
 #   stack.sh down    stop what `up` started, by pid
 #   stack.sh status  what is running, where
 #   stack.sh env     export lines for tests and people: eval "$(deploy/local/stack.sh env)"
@@ -64,13 +66,14 @@ pg_bin() {
   [ -n "$d" ] && [ -x "$d/postgres" ] && echo "$d"
 }
 
-install_missing() {
+install_missing() { # install_missing " COMPONENTS "
+  local want=${1:- kafka postgres s3 }
   local pkgs=()
   command -v java >/dev/null || pkgs+=(default-jre-headless)
   command -v mvn >/dev/null || pkgs+=(maven)
   command -v curl >/dev/null || pkgs+=(curl)
   command -v kcat >/dev/null || pkgs+=(kcat)
-  pg_bin >/dev/null || pkgs+=(postgresql)
+  if [[ $want == *" postgres "* ]]; then pg_bin >/dev/null || pkgs+=(postgresql); fi
   if [ ${#pkgs[@]} -gt 0 ]; then apt_install "${pkgs[@]}"; fi
 
   if [ ! -f "$kafka_libs/.complete" ]; then
@@ -82,7 +85,7 @@ install_missing() {
     touch "$kafka_libs/.complete"
   fi
 
-  if [ ! -x "$s3s_bin" ]; then
+  if [[ $want == *" s3 "* ]] && [ ! -x "$s3s_bin" ]; then
     command -v cargo >/dev/null || die "cargo not found: it builds the S3 server (s3s-fs)"
     log "building s3s-fs $s3s_version (S3-compatible server, Apache-2.0), once"
     cargo install -q s3s-fs --version "$s3s_version" --locked --features binary \
@@ -260,12 +263,17 @@ start_s3() {
 
 # ---------------------------------------------------------------- commands
 
-cmd_up() {
-  install_missing
+cmd_up() { # cmd_up [kafka] [postgres] [s3]: all three by default
+  local want=" ${*:-kafka postgres s3} "
+  local c
+  for c in $want; do
+    case $c in kafka | postgres | s3) ;; *) die "unknown component $c (kafka, postgres, s3)" ;; esac
+  done
+  install_missing "$want"
   mkdir -p "$run"
-  start_postgres
-  start_s3
-  start_kafka
+  [[ $want == *" postgres "* ]] && start_postgres
+  [[ $want == *" s3 "* ]] && start_s3
+  [[ $want == *" kafka "* ]] && start_kafka
   log "up; load the endpoints with: eval \"\$($0 env)\""
 }
 
@@ -315,13 +323,13 @@ cmd_clean() {
 }
 
 case "${1:-}" in
-  up) cmd_up ;;
+  up) shift; cmd_up "$@" ;;
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
   clean) cmd_clean ;;
   *)
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -102,3 +102,34 @@ def topic():
     for future in admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)]).values():
         future.result(timeout=30)
     return name
+
+
+@contextlib.contextmanager
+def launch(name, args, apis):
+    """Starts binary `name` with `args`, waits for it to log `listening` for each of `apis`;
+    yields (process, {api: "http://addr"}). Kills it on exit if still running."""
+    proc = subprocess.Popen([str(binary(name)), *args], stderr=subprocess.PIPE, text=True)
+    addrs = {}
+    deadline = time.time() + 30
+    while len(addrs) < len(apis) and time.time() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("message") == "listening":
+            addrs[event["api"]] = f"http://{event['addr']}"
+    if set(addrs) != set(apis):
+        proc.kill()
+        pytest.fail(f"{name} did not log its addresses, only {addrs} (exit {proc.poll()})")
+    # Keep reading its log so the pipe never fills up and blocks it.
+    import threading
+
+    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    try:
+        yield proc, addrs
+    finally:
+        if proc.poll() is None:
+            proc.kill()

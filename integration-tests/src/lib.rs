@@ -89,3 +89,295 @@ pub async fn start_registry(
     }));
     (format!("http://{addr}"), stop)
 }
+
+/// Creates a dataset the way users do (`onepipe topic create`): Kafka topic, schema and
+/// metadata in the registry. `extra` are more `topic create` flags (`--merge`, …).
+pub async fn create_dataset(
+    registry: &str,
+    topic: &str,
+    schema: &str,
+    unique_key: &str,
+    partitions: u32,
+    extra: &[&str],
+) {
+    let schema_file = write_temp_file(&format!("{topic}.avsc"), schema);
+    let partitions = partitions.to_string();
+    let bootstrap = endpoint("ONEPIPE_KAFKA_BOOTSTRAP");
+    let mut argv = vec![
+        "onepipe",
+        "--registry",
+        registry,
+        "topic",
+        "create",
+        topic,
+        "--schema-file",
+        &schema_file,
+        "--unique-key",
+        unique_key,
+        "--partitions",
+        &partitions,
+        "--replication-factor",
+        "1",
+        "--kafka-bootstrap",
+        &bootstrap,
+    ];
+    argv.extend_from_slice(extra);
+    run_cli(&argv).await;
+}
+
+/// Registers a new schema version for a subject through the CLI.
+pub async fn register_schema(registry: &str, subject: &str, schema: &str) {
+    let file = write_temp_file(&format!("{subject}.avsc"), schema);
+    run_cli(&[
+        "onepipe",
+        "--registry",
+        registry,
+        "schema",
+        "register",
+        subject,
+        "--file",
+        &file,
+    ])
+    .await;
+}
+
+async fn run_cli(argv: &[&str]) {
+    use clap::Parser;
+    let cli = onepipe_cli::Cli::try_parse_from(argv).expect("onepipe arguments parse");
+    let mut out = Vec::new();
+    let code = onepipe_cli::run(cli, &mut out).await;
+    let out = String::from_utf8_lossy(&out);
+    match code {
+        Ok(0) => {}
+        other => panic!("{argv:?} failed: {other:?}\n{out}"),
+    }
+}
+
+/// Writes `contents` to a new file in a fresh temporary folder; returns its path.
+pub fn write_temp_file(name: &str, contents: &str) -> String {
+    let dir = std::env::temp_dir().join(unique_name("onepipe-test"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write temp file");
+    path.to_string_lossy().into_owned()
+}
+
+/// An HTTP reply as the tests look at it.
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "reply {} is not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A bare HTTP/1.1 request over a fresh connection (`Connection: close`), enough for
+/// the services' JSON APIs without pulling an HTTP client crate into the build.
+pub async fn http(
+    method: &str,
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpReply {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // The server may answer (413) before reading a large body; a reset then is fine.
+    let _ = stream.write_all(body).await;
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP reply head in {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    HttpReply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&data[..eol])
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim(),
+            16,
+        )
+        .unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
+        data = &data[(start + size + 2).min(data.len())..];
+    }
+}
+
+/// The path of a workspace binary (`package`'s `bin`), built first with the profile of
+/// the running test, so end-to-end tests run the real service processes.
+pub fn service_binary(package: &str, bin: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>/deps")
+        .to_path_buf();
+    let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
+    let profile = profile_dir
+        .file_name()
+        .and_then(|p| p.to_str())
+        .unwrap_or("debug")
+        .to_string();
+    let workspace = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build
+        .current_dir(&workspace)
+        .args(["build", "-q", "-p", package, "--bin", bin, "--target-dir"])
+        .arg(&target_dir);
+    match profile.as_str() {
+        "debug" => {}
+        "release" => {
+            build.arg("--release");
+        }
+        other => {
+            build.args(["--profile", other]);
+        }
+    }
+    let status = build.status().expect("running cargo build");
+    assert!(status.success(), "building {bin} failed");
+    let path = profile_dir.join(bin);
+    assert!(path.exists(), "{} missing", path.display());
+    path
+}
+
+/// A service process started by a test; killed when dropped.
+pub struct Service {
+    pub child: std::process::Child,
+    /// `api` → `host:port`, from the service's `listening` log lines.
+    pub addrs: std::collections::HashMap<String, String>,
+}
+
+impl Service {
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `bin` with `args` and `envs`, waits (up to 30 s) until it logged a `listening`
+/// line for each of `apis`; its log goes on to `log`.
+pub fn spawn_service(
+    bin: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    apis: &[&str],
+    log: &std::path::Path,
+) -> Service {
+    use std::io::{BufRead, Write};
+    let mut child = std::process::Command::new(bin)
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()));
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut file = std::fs::File::create(log).expect("log file");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = writeln!(file, "{line}");
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["message"] == "listening"
+                && let (Some(api), Some(addr)) = (v["api"].as_str(), v["addr"].as_str())
+            {
+                let _ = tx.send((api.to_string(), addr.to_string()));
+            }
+        }
+    });
+    let mut addrs = std::collections::HashMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while addrs.len() < apis.len() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((api, addr)) => {
+                addrs.insert(api, addr);
+            }
+            Err(_) => panic!(
+                "{} did not log listening addresses for {apis:?} in 30 s (got {addrs:?}); see {}",
+                bin.display(),
+                log.display()
+            ),
+        }
+    }
+    Service { child, addrs }
+}

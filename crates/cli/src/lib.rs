@@ -1,5 +1,5 @@
 //! `onepipe`, the command line front end: schemas and topics over the registry's gRPC
-//! API, and Kafka topic creation. The commands write to any `Write`, so tests run them
+//! API, Kafka topic creation, and the raw archive (`replay`, `archive check`). The commands write to any `Write`, so tests run them
 //! in-process.
 //!
 //! ```no_run
@@ -9,6 +9,8 @@
 //! let code = onepipe_cli::run(cli, &mut std::io::stdout()).await?;
 //! # Ok(()) }
 //! ```
+
+pub mod query;
 
 use std::io::Write;
 use std::time::Duration;
@@ -27,7 +29,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use tonic::Request;
 use tonic::transport::Channel;
 
-/// onepipe: register schemas and provision datasets (Kafka topic + schema + metadata).
+/// onepipe: register schemas, provision datasets (Kafka topic + schema + metadata), replay
+/// and check the raw archive.
 #[derive(Debug, Parser)]
 #[command(name = "onepipe", version)]
 pub struct Cli {
@@ -65,6 +68,92 @@ pub enum Command {
     /// Datasets: create (Kafka topic + schema + metadata in one step), describe, list, delete.
     #[command(subcommand)]
     Topic(TopicCommand),
+    /// Produce archived records (raw/) back into a topic, byte for byte.
+    Replay(Box<ReplayArgs>),
+    /// The archives: check raw/ for gaps and overlaps; list the current clean files.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
+    /// SQL over the clean archive: every topic with a manifest is a table (lower-cased,
+    /// other characters than a-z, 0-9 and _ as _), reading only the files its newest
+    /// manifest names.
+    Query {
+        /// The SQL, e.g. "SELECT count(*) FROM page_views".
+        sql: String,
+        /// Where clean/ lives: file:///path, s3://bucket/prefix.
+        #[arg(long, env = "ONEPIPE_OBJECT_STORE")]
+        object_store: String,
+        /// Only register these topics as tables (default: all).
+        #[arg(long = "topic")]
+        topics: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: query::Format,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The archived topic.
+    #[arg(long)]
+    pub topic: String,
+    /// The topic to produce into; each record goes to the partition it came from, so it
+    /// needs at least as many partitions.
+    #[arg(long)]
+    pub to_topic: String,
+    /// Only this partition.
+    #[arg(long)]
+    pub partition: Option<i32>,
+    /// First offset to replay (inclusive).
+    #[arg(long, conflicts_with_all = ["from_time", "to_time"])]
+    pub from_offset: Option<i64>,
+    /// Last offset to replay (inclusive).
+    #[arg(long, conflicts_with_all = ["from_time", "to_time"])]
+    pub to_offset: Option<i64>,
+    /// Records with timestamps from this time (inclusive): RFC 3339 or ms since the epoch.
+    #[arg(long, value_parser = parse_time)]
+    pub from_time: Option<i64>,
+    /// Records with timestamps before this time (exclusive): RFC 3339 or ms since the epoch.
+    #[arg(long, value_parser = parse_time)]
+    pub to_time: Option<i64>,
+    /// Where raw/ lives: file:///path, s3://bucket/prefix or memory://.
+    #[arg(long, env = "ONEPIPE_OBJECT_STORE")]
+    pub object_store: String,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "ONEPIPE_KAFKA_BOOTSTRAP")]
+    pub kafka_bootstrap: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// List gaps and overlaps among a topic's raw files, per partition; exit 1 if any.
+    Check {
+        #[arg(long)]
+        topic: String,
+        /// Where raw/ lives: file:///path, s3://bucket/prefix or memory://.
+        #[arg(long, env = "ONEPIPE_OBJECT_STORE")]
+        object_store: String,
+    },
+    /// Print the clean files of a topic's current view (the newest manifest), one per
+    /// line, relative to the object-store root: what any engine should read.
+    Files {
+        #[arg(long)]
+        topic: String,
+        /// Only this date (YYYY-MM-DD).
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+        /// Where clean/ lives: file:///path, s3://bucket/prefix.
+        #[arg(long, env = "ONEPIPE_OBJECT_STORE")]
+        object_store: String,
+    },
+}
+
+fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("{s:?} is neither RFC 3339 nor ms since the epoch: {e}"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +245,56 @@ pub struct CreateTopic {
 
 /// Runs one command, writing its output to `out`; returns the process exit code.
 pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
+    // The archive commands need no registry.
+    let command = match cli.command {
+        Command::Replay(args) => return replay(*args, out).await,
+        Command::Query {
+            sql,
+            object_store,
+            topics,
+            format,
+        } => {
+            query::run(&sql, &object_store, &topics, format, out).await?;
+            return Ok(0);
+        }
+        Command::Archive(ArchiveCommand::Check {
+            topic,
+            object_store,
+        }) => {
+            let store = onepipe_core::store::open(&object_store)?;
+            let report = onepipe_copycat::check::check(store.as_ref(), &topic).await?;
+            write!(out, "{report}")?;
+            return Ok(if report.is_clean() { 0 } else { 1 });
+        }
+        Command::Archive(ArchiveCommand::Files {
+            topic,
+            date,
+            object_store,
+        }) => {
+            let store = onepipe_core::store::open(&object_store)?;
+            let Some(m) = onepipe_core::manifest::latest(store.as_ref(), &topic).await? else {
+                bail!("topic {topic} has no clean archive yet (no manifest: copydog has not run)");
+            };
+            let mut printed = 0;
+            for (d, entry) in &m.dates {
+                if date.is_some_and(|want| want != *d) {
+                    continue;
+                }
+                for f in &entry.files {
+                    writeln!(out, "{f}")?;
+                    printed += 1;
+                }
+            }
+            if let Some(d) = date
+                && printed == 0
+            {
+                bail!("manifest {} of {topic} has no date {d}", m.number);
+            }
+            return Ok(0);
+        }
+        other => other,
+    };
+    let cli = Cli { command, ..cli };
     let mut client = RegistryClient::new(connect(&cli.registry, cli.tls_ca.as_deref()).await?);
     let token = cli.admin_token.clone().filter(|t| !t.is_empty());
     match cli.command {
@@ -299,6 +438,47 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
                 "deleted the metadata of {topic} (the Kafka topic and its archives are kept)"
             )?;
         }
+        Command::Replay(_) | Command::Archive(_) | Command::Query { .. } => {
+            bail!("handled before connecting")
+        }
+    }
+    Ok(0)
+}
+
+async fn replay(args: ReplayArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+    let store = onepipe_core::store::open(&args.object_store)?;
+    let opts = onepipe_copycat::replay::ReplayOptions {
+        topic: args.topic,
+        to_topic: args.to_topic,
+        partition: args.partition,
+        from_offset: args.from_offset,
+        to_offset: args.to_offset,
+        from_time: args.from_time,
+        to_time: args.to_time,
+    };
+    let mut producer = ClientConfig::new();
+    producer.set("bootstrap.servers", &args.kafka_bootstrap);
+    let bar = indicatif::ProgressBar::new(0).with_style(indicatif::ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} records {per_sec} eta {eta}",
+    )?);
+    let mut progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let summary =
+        onepipe_copycat::replay::replay(store.as_ref(), producer, &opts, &mut progress).await?;
+    bar.finish_and_clear();
+    writeln!(
+        out,
+        "replayed {} records from {} files of {} into {}",
+        summary.records, summary.files, opts.topic, opts.to_topic
+    )?;
+    if summary.duplicates_skipped > 0 {
+        writeln!(
+            out,
+            "skipped {} offsets held by more than one file (see `onepipe archive check --topic {}`)",
+            summary.duplicates_skipped, opts.topic
+        )?;
     }
     Ok(0)
 }

@@ -79,31 +79,101 @@ pub struct Options {
     pub allow_unknown_fields: bool,
 }
 
-/// Converts a JSON value to an Avro value of `schema`, collecting every error
-/// (not just the first).
-pub fn from_json(value: &Json, schema: &Schema, opts: &Options) -> Result<Value, Vec<FieldError>> {
-    let resolved = match ResolvedSchema::try_from(schema) {
-        Ok(resolved) => resolved,
-        Err(e) => {
+/// A schema with its named types resolved once, for mapping many values.
+pub struct Mapper<'s> {
+    schema: &'s Schema,
+    resolved: Result<ResolvedSchema<'s>, String>,
+    empty: NamesRef<'s>,
+}
+
+impl<'s> Mapper<'s> {
+    pub fn new(schema: &'s Schema) -> Self {
+        Mapper {
+            schema,
+            resolved: ResolvedSchema::try_from(schema).map_err(|e| e.to_string()),
+            empty: HashMap::new(),
+        }
+    }
+
+    fn names(&self) -> &NamesRef<'s> {
+        self.resolved
+            .as_ref()
+            .map_or(&self.empty, |r| r.get_names())
+    }
+
+    /// The resolved schema (for building an Avro datum writer once).
+    pub fn resolved(&self) -> Option<&ResolvedSchema<'s>> {
+        self.resolved.as_ref().ok()
+    }
+
+    /// See [`from_json`].
+    pub fn from_json(&self, value: &Json, opts: &Options) -> Result<Value, Vec<FieldError>> {
+        if let Err(e) = &self.resolved {
             return Err(vec![FieldError {
                 path: "$".to_string(),
                 message: format!("the schema cannot be used: {e}"),
             }]);
         }
-    };
-    let conv = Converter {
-        names: resolved.get_names(),
-        opts,
-    };
-    let mut errors = Vec::new();
-    match conv.convert(value, schema, None, "$", Mode::Input, &mut errors) {
-        Some(v) if errors.is_empty() => Ok(v),
-        _ if errors.is_empty() => Err(vec![FieldError {
-            path: "$".to_string(),
-            message: "the value cannot be converted".to_string(),
-        }]),
-        _ => Err(errors),
+        let conv = Converter {
+            names: self.names(),
+            opts,
+        };
+        let mut errors = Vec::new();
+        match conv.convert(value, self.schema, None, "$", Mode::Input, &mut errors) {
+            Some(v) if errors.is_empty() => Ok(v),
+            _ if errors.is_empty() => Err(vec![FieldError {
+                path: "$".to_string(),
+                message: "the value cannot be converted".to_string(),
+            }]),
+            _ => Err(errors),
+        }
     }
+
+    /// See [`to_json`].
+    pub fn to_json(&self, value: &Value) -> Json {
+        value_to_json(value, self.schema, self.names(), None)
+    }
+
+    /// See [`field_json`].
+    pub fn field_json(&self, value: &Value, path: &str) -> Result<Json, String> {
+        let names = self.names();
+        let (mut schema, mut ns) = resolve_ref(names, self.schema, None)?;
+        let mut value = value;
+        for name in path.split('.') {
+            // Step into the taken branch of a union (an optional record on the way).
+            if let (Value::Union(index, inner), Schema::Union(union)) = (value, schema) {
+                let branch = union
+                    .variants()
+                    .get(*index as usize)
+                    .ok_or_else(|| format!("{path}: the union branch {index} does not exist"))?;
+                (schema, ns) = resolve_ref(names, branch, ns)?;
+                value = inner;
+            }
+            if matches!(value, Value::Null) {
+                return Ok(Json::Null);
+            }
+            let (Value::Record(fields), Schema::Record(record)) = (value, schema) else {
+                return Err(format!("{path}: {name:?} is not inside a record"));
+            };
+            let Some(&pos) = record.lookup.get(name) else {
+                return Err(format!("{path}: the record has no field {name:?}"));
+            };
+            let field = &record.fields[pos];
+            value = fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v)
+                .ok_or_else(|| format!("{path}: the value has no field {name:?}"))?;
+            (schema, ns) = resolve_ref(names, &field.schema, ns)?;
+        }
+        Ok(value_to_json(value, schema, names, ns))
+    }
+}
+
+/// Converts a JSON value to an Avro value of `schema`, collecting every error
+/// (not just the first).
+pub fn from_json(value: &Json, schema: &Schema, opts: &Options) -> Result<Value, Vec<FieldError>> {
+    Mapper::new(schema).from_json(value, opts)
 }
 
 /// Encodes the JSON record as an Avro binary datum (what `apache_avro::to_avro_datum` writes)
@@ -128,10 +198,14 @@ pub fn encode(value: &Json, schema: &Schema, opts: &Options) -> Result<Vec<u8>, 
 /// Values that do not match the schema are converted as well as possible
 /// rather than rejected, since a consumer would rather see them than nothing.
 pub fn to_json(value: &Value, schema: &Schema) -> Json {
-    let empty = HashMap::new();
-    let resolved = ResolvedSchema::try_from(schema).ok();
-    let names = resolved.as_ref().map_or(&empty, |r| r.get_names());
-    value_to_json(value, schema, names, None)
+    Mapper::new(schema).to_json(value)
+}
+
+/// The plain JSON of the field at a dotted `path` (`customer.id`) inside a record value,
+/// for building Kafka keys. A `null` optional record on the way gives `null`; a path
+/// that is not in the schema gives an error naming it.
+pub fn field_json(value: &Value, schema: &Schema, path: &str) -> Result<Json, String> {
+    Mapper::new(schema).field_json(value, path)
 }
 
 /// Field defaults in a schema follow the Avro JSON encoding, user input the

@@ -36,4 +36,13 @@
 //! );
 //! ```
 
+pub mod codec;
+pub mod error;
 pub mod json;
+pub mod kafka;
+pub mod registry;
+
+pub use codec::{Decoded, Deserializer, Encoded, ReaderSchema, Serializer, WriterSchema};
+pub use error::{Error, Result};
+pub use kafka::{Consumer, Delivery, Outgoing, Producer, Record};
+pub use registry::{RegistryOptions, SchemaRegistry};

@@ -30,6 +30,10 @@ pub enum Error {
     #[error(transparent)]
     ObjectStore(#[from] object_store::Error),
 
+    /// A manifest that cannot be read or written as JSON.
+    #[error("manifest {path}: {reason}")]
+    BadManifest { path: String, reason: String },
+
     #[error("telemetry: {0}")]
     Telemetry(String),
 }

@@ -86,3 +86,37 @@ fn otlp_provider(service: &'static str) -> Result<SdkTracerProvider> {
         .with_resource(Resource::builder().with_service_name(service).build())
         .build())
 }
+
+/// Continues the trace of a W3C `traceparent` (from an HTTP request or a Kafka record
+/// header) in `span`: the span becomes its child. Invalid values are ignored, as the
+/// W3C specification asks. Without OTLP export this does nothing.
+pub fn set_parent(span: &tracing::Span, traceparent: &str) {
+    use opentelemetry::propagation::TextMapPropagator;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let carrier =
+        std::collections::HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
+    let cx = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&carrier);
+    if opentelemetry::trace::TraceContextExt::span(&cx)
+        .span_context()
+        .is_valid()
+    {
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// The W3C `traceparent` of `span`, to put in the headers of what it sends on; `None`
+/// when spans are not exported (then callers pass on the one they received, if any).
+pub fn traceparent(span: &tracing::Span) -> Option<String> {
+    use opentelemetry::propagation::TextMapPropagator;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let cx = span.context();
+    if !opentelemetry::trace::TraceContextExt::span(&cx)
+        .span_context()
+        .is_valid()
+    {
+        return None;
+    }
+    let mut carrier = std::collections::HashMap::new();
+    opentelemetry_sdk::propagation::TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    carrier.remove("traceparent")
+}

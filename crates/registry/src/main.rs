@@ -115,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     tokio::spawn(async move {
-        shutdown_signal().await;
+        admin::shutdown_signal().await;
         let _ = stop.send(true);
     });
     let (g, r, a) = tokio::join!(grpc, rest, admin);
@@ -139,27 +139,4 @@ fn admin_router(registry: Arc<Registry>) -> axum::Router {
         Box::pin(async move { r.refresh_metrics().await.map_err(|e| e.to_string()) })
     });
     admin::router(ready, registry.metrics().clone(), Some(refresh))
-}
-
-/// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-    tracing::info!("shutting down");
 }

@@ -1,0 +1,66 @@
+//! `copycat`: archives Kafka topics byte for byte into raw/ Parquet files.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use onepipe_copycat::Config;
+use onepipe_core::admin;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    let _telemetry = onepipe_core::telemetry::init("copycat")?;
+    let store = onepipe_core::store::open(&config.object_store)
+        .with_context(|| format!("opening the object store {}", config.object_store))?;
+    let admin_listener = tokio::net::TcpListener::bind(&config.admin_listen)
+        .await
+        .with_context(|| format!("binding {}", config.admin_listen))?;
+    let metrics = admin::Metrics::new();
+    let ready: admin::ReadyCheck = Arc::new(|| Box::pin(async { Ok(()) }));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let when_stopped = move || {
+        let mut rx = stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let admin_server = tokio::spawn(admin::serve(
+        admin_listener,
+        admin::router(ready, metrics.clone(), None),
+        "admin",
+        when_stopped(),
+    ));
+    let archive_stopped = when_stopped();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let result = onepipe_copycat::archiver::run(config, store, metrics, archive_stopped).await;
+    admin_server.abort();
+    result.context("archiving")?;
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,157 @@
+//! copydog's dedup-and-sort next to DuckDB running the equivalent SQL, on the same data,
+//! in one run.
+//!
+//! The data: `BENCH_ROWS` rows (default 10 million) of decoded records — a string key
+//! with about three versions each arriving out of order, a version, a timestamp and two
+//! payload columns — written once as a Parquet file. Each side reads that file, keeps
+//! the newest version per key, sorts by (timestamp, key) and writes a Parquet file:
+//! - copydog: `merge::merge` (max_by(version)) between an Arrow Parquet reader and writer;
+//! - DuckDB (the Python package, in a subprocess): `COPY (SELECT * FROM read_parquet(…)
+//!   QUALIFY row_number() OVER (PARTITION BY key ORDER BY version DESC, _kafka_offset
+//!   DESC) = 1 ORDER BY at, key) TO … (FORMAT parquet)`.
+//!
+//! Both outputs are checked to hold the same number of rows. The figure to watch is the
+//! ratio copydog / DuckDB (aim: at most 1.5). `make bench`, or
+//! `cargo bench -p onepipe-copydog --bench merge` (needs `pip install duckdb`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use onepipe_copydog::merge::merge;
+use onepipe_copydog::{OFFSET_COLUMN, PARTITION_COLUMN};
+use onepipe_core::metadata::TopicMetadata;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+fn main() {
+    let rows: usize = std::env::var("BENCH_ROWS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000_000);
+    let dir = std::env::temp_dir().join(format!("copydog-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("input.parquet");
+    let keys = rows / 3 + 1;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("version", DataType::Int64, false),
+        Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("amount", DataType::Int64, false),
+        Field::new("note", DataType::Utf8, false),
+        Field::new(PARTITION_COLUMN, DataType::Int32, false),
+        Field::new(OFFSET_COLUMN, DataType::Int64, false),
+    ]));
+    {
+        let file = std::fs::File::create(&input).unwrap();
+        let mut w = ArrowWriter::try_new(file, schema.clone(), None).unwrap();
+        let chunk = 1_000_000;
+        let mut start = 0;
+        while start < rows {
+            let n = chunk.min(rows - start);
+            let idx: Vec<usize> = (start..start + n).collect();
+            // Key k's versions arrive spread out and newest first, mostly.
+            let key_of = |i: usize| (i.wrapping_mul(2_654_435_761)) % keys;
+            let batch =
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(StringArray::from_iter_values(
+                            idx.iter().map(|i| format!("k{:010}", key_of(*i))),
+                        )),
+                        Arc::new(Int64Array::from_iter_values(
+                            idx.iter().map(|i| ((i * 7) % 5) as i64),
+                        )),
+                        Arc::new(
+                            TimestampMillisecondArray::from_iter_values(idx.iter().map(|i| {
+                                1_795_478_400_000 + (key_of(*i) as i64 * 997) % 86_400_000
+                            }))
+                            .with_timezone("UTC"),
+                        ),
+                        Arc::new(Int64Array::from_iter_values(idx.iter().map(|i| *i as i64))),
+                        Arc::new(StringArray::from_iter_values(
+                            idx.iter().map(|i| format!("note {}", i % 1000)),
+                        )),
+                        Arc::new(Int32Array::from_iter_values(idx.iter().map(|_| 0))),
+                        Arc::new(Int64Array::from_iter_values(idx.iter().map(|i| *i as i64))),
+                    ],
+                )
+                .unwrap();
+            w.write(&batch).unwrap();
+            start += n;
+        }
+        w.close().unwrap();
+    }
+    println!(
+        "data: {rows} rows, {keys} keys, {} MB of Parquet",
+        std::fs::metadata(&input).unwrap().len() >> 20
+    );
+
+    // copydog
+    let mut meta = TopicMetadata::new("bench", vec!["key".into()]);
+    meta.merge = "max_by(version)".parse().unwrap();
+    meta.sort_key = vec!["at".into(), "key".into()];
+    let t = Instant::now();
+    let file = std::fs::File::open(&input).unwrap();
+    let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    let all = arrow::compute::concat_batches(&schema, &batches).unwrap();
+    drop(batches);
+    let merged = merge(&all, &meta).unwrap();
+    let out = std::fs::File::create(dir.join("copydog.parquet")).unwrap();
+    let mut w = ArrowWriter::try_new(out, schema.clone(), None).unwrap();
+    w.write(&merged.batch).unwrap();
+    w.close().unwrap();
+    let copydog = t.elapsed().as_secs_f64();
+    println!("copydog: {copydog:.2} s, {} rows", merged.batch.num_rows());
+
+    // DuckDB on the same file.
+    let script = format!(
+        r#"
+import duckdb, time
+con = duckdb.connect(config={{'enable_progress_bar': False}})
+t = time.time()
+con.execute("""COPY (SELECT * FROM read_parquet('{input}')
+  QUALIFY row_number() OVER (PARTITION BY key ORDER BY version DESC, _kafka_offset DESC) = 1
+  ORDER BY "at", key) TO '{out}' (FORMAT parquet)""")
+secs = time.time() - t
+rows = con.execute("SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+print(secs, rows)
+"#,
+        input = input.display(),
+        out = dir.join("duckdb.parquet").display()
+    );
+    let output = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "duckdb failed (pip install duckdb): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut parts = text.lines().last().unwrap_or_default().split_whitespace();
+    let duck: f64 = parts.next().unwrap().parse().unwrap();
+    let duck_rows: usize = parts.next().unwrap().parse().unwrap();
+    println!("duckdb:  {duck:.2} s, {duck_rows} rows");
+    assert_eq!(
+        duck_rows,
+        merged.batch.num_rows(),
+        "both keep one row per key"
+    );
+    println!(
+        "ratio copydog / duckdb: {:.2} (aim: at most 1.5)",
+        copydog / duck
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

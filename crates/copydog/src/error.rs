@@ -1,0 +1,32 @@
+//! copydog's error type.
+
+use chrono::NaiveDate;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Registry(#[from] onepipe_client::Error),
+    #[error(transparent)]
+    Core(#[from] onepipe_core::Error),
+    #[error(transparent)]
+    ObjectStore(#[from] object_store::Error),
+    #[error(transparent)]
+    Raw(#[from] onepipe_copycat::Error),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("topic {0}: the schema cannot be mapped to columns: {1}")]
+    Schema(String, String),
+    #[error("{0}: {1}")]
+    Convert(String, String),
+    #[error("date {0}: {1}")]
+    Merge(NaiveDate, String),
+    #[error(
+        "topic {topic}: other runs committed first {attempts} times in a row; is another copydog \
+         running on this topic without end?"
+    )]
+    Conflict { topic: String, attempts: u32 },
+    #[error("{0}")]
+    Usage(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

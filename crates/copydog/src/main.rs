@@ -1,0 +1,218 @@
+//! `copydog`: merges a topic's raw archive into its clean archive (one run, then exits).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use onepipe_client::{RegistryOptions, SchemaRegistry};
+use onepipe_copydog::run::{RunOptions, run_topic};
+use onepipe_copydog::vacuum::vacuum;
+use onepipe_core::admin;
+
+/// copydog: turns raw/ into clean/ — every record once, in its latest state by the topic's
+/// merge strategy, sorted, in versioned date folders named by numbered manifests.
+///
+/// Exit codes: 0 done, 1 records were rejected (committed, set aside under
+/// clean/{topic}/_rejected/; pass --allow-rejects to accept), 2 failure.
+#[derive(Debug, Parser)]
+#[command(name = "copydog", version)]
+struct Cli {
+    /// The registry's gRPC address.
+    #[arg(
+        long,
+        env = "ONEPIPE_REGISTRY",
+        default_value = "http://127.0.0.1:8090"
+    )]
+    registry: String,
+
+    /// Token for the registry when it requires one for reads.
+    #[arg(long, env = "ONEPIPE_REGISTRY_TOKEN", hide_env_values = true)]
+    registry_token: Option<String>,
+
+    /// Where raw/ and clean/ live: file:///path, s3://bucket/prefix.
+    #[arg(long, env = "ONEPIPE_OBJECT_STORE")]
+    object_store: String,
+
+    /// Serve /healthz, /readyz and /metrics here while the job runs (for probes).
+    #[arg(long, env = "ONEPIPE_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Merge what is new in raw/ for one topic (or every registered topic) and commit.
+    Run {
+        /// The topic to merge.
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        topic: Option<String>,
+        /// Every topic the registry lists.
+        #[arg(long)]
+        all: bool,
+        /// Exit 0 even when some records could not be decoded.
+        #[arg(long, env = "ONEPIPE_ALLOW_REJECTS")]
+        allow_rejects: bool,
+        /// Most rows per clean Parquet file.
+        #[arg(long, env = "ONEPIPE_MAX_FILE_ROWS", default_value_t = 1_000_000)]
+        max_file_rows: usize,
+        /// Refuse (with an error naming the date) to merge a date whose rows would take
+        /// more memory than this (e.g. 2GB, 512MB); a date is merged in memory.
+        #[arg(long, env = "ONEPIPE_MEMORY_LIMIT", value_parser = parse_size)]
+        memory_limit: Option<usize>,
+    },
+    /// Delete clean files that none of the last --keep manifests names.
+    Vacuum {
+        /// The topic to vacuum.
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        topic: Option<String>,
+        /// Every topic the registry lists.
+        #[arg(long)]
+        all: bool,
+        /// Only files older than this (s, m, h, d suffixes), so running writers are safe.
+        #[arg(long, default_value = "7d", value_parser = parse_age)]
+        older_than: std::time::Duration,
+        /// How many of the newest manifests stay readable.
+        #[arg(long, default_value_t = 10)]
+        keep: usize,
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: usize = number
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a size like 512MB or 2GiB"))?;
+    let mult: usize = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" | "KI" => 1 << 10,
+        "M" | "MB" | "MIB" | "MI" => 1 << 20,
+        "G" | "GB" | "GIB" | "GI" => 1 << 30,
+        other => return Err(format!("{s:?}: unknown unit {other:?} (B, KB, MB, GB)")),
+    };
+    Ok(n * mult)
+}
+
+fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number and a unit, like 7d or 12h"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        other => return Err(format!("{s:?}: unknown unit {other:?} (s, m, h, d)")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _telemetry = match onepipe_core::telemetry::init("copydog") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("copydog: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("copydog: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let store = onepipe_core::store::open(&cli.object_store)?;
+    if let Some(addr) = &cli.admin_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+        let ready: admin::ReadyCheck = std::sync::Arc::new(|| Box::pin(async { Ok(()) }));
+        tokio::spawn(admin::serve(
+            listener,
+            admin::router(ready, admin::Metrics::new(), None),
+            "admin",
+            std::future::pending(),
+        ));
+    }
+    let registry = SchemaRegistry::connect(
+        &cli.registry,
+        RegistryOptions {
+            token: cli.registry_token.clone(),
+            watch: false,
+            ..RegistryOptions::default()
+        },
+    )?;
+    match cli.command {
+        Command::Run {
+            topic,
+            all: _,
+            allow_rejects,
+            max_file_rows,
+            memory_limit,
+        } => {
+            let topics = match topic {
+                Some(t) => vec![t],
+                None => registry.topic_names().await?,
+            };
+            let opts = RunOptions {
+                allow_rejects,
+                max_file_rows,
+                memory_limit,
+                ..RunOptions::default()
+            };
+            let mut rejected = 0;
+            for t in topics {
+                let summary = run_topic(store.clone(), &registry, &t, &opts).await?;
+                rejected += summary.rejected;
+            }
+            if rejected > 0 && !allow_rejects {
+                eprintln!(
+                    "copydog: {rejected} record(s) could not be decoded; they are under \
+                     clean/<topic>/_rejected/ (pass --allow-rejects to exit 0)"
+                );
+                return Ok(ExitCode::from(1));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Vacuum {
+            topic,
+            all: _,
+            older_than,
+            keep,
+            dry_run,
+        } => {
+            let topics = match topic {
+                Some(t) => vec![t],
+                None => registry.topic_names().await?,
+            };
+            for topic in topics {
+                let s = vacuum(store.as_ref(), &topic, older_than, keep, dry_run).await?;
+                for path in &s.deleted {
+                    println!(
+                        "{}{path}",
+                        if dry_run { "would delete " } else { "deleted " }
+                    );
+                }
+                eprintln!(
+                    "copydog: vacuum {topic}: {} file(s) {}, the last {} manifest(s) kept readable",
+                    s.deleted.len(),
+                    if dry_run { "to delete" } else { "deleted" },
+                    s.kept_manifests
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

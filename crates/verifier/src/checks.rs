@@ -1,0 +1,221 @@
+//! Check values of one date in one store, computed from Arrow rows (raw and clean
+//! archives). Values are canonical texts (see `canonical`), so every store's are
+//! compared as strings; float sums compare with a relative tolerance since their
+//! rounding depends on the order of addition.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::{SortOptions, sort_to_indices};
+use arrow::datatypes::{DataType, Decimal128Type, Float32Type, Float64Type, Int32Type, Int64Type};
+use onepipe_copydog::merge::column_at;
+use onepipe_core::metadata::{Check, TopicMetadata};
+
+use crate::canonical::{self, decimal_text, float8_text, hash64, is_scalar, row_text, value_text};
+
+/// Check name → canonical value.
+pub type CheckValues = BTreeMap<String, String>;
+
+/// The columns that make up row texts: scalar top-level columns, Kafka columns aside.
+pub fn row_columns(batch: &RecordBatch) -> Vec<ArrayRef> {
+    batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter(|(f, _)| {
+            !f.name().starts_with("_kafka_") && f.name() != "_schema_id" && f.name() != "_date"
+        })
+        .filter(|(f, _)| is_scalar(f.data_type()))
+        .map(|(_, c)| c.clone())
+        .collect()
+}
+
+/// Per row: (key text, row hash), for the drill-down.
+pub fn keyed_hashes(
+    batches: &[RecordBatch],
+    meta: &TopicMetadata,
+) -> Result<HashMap<String, i64>, String> {
+    let mut out = HashMap::new();
+    for b in batches {
+        let keys: Vec<ArrayRef> = meta
+            .unique_key
+            .iter()
+            .map(|p| column_at(b, p))
+            .collect::<Result<_, _>>()?;
+        let cols = row_columns(b);
+        for i in 0..b.num_rows() {
+            out.insert(row_text(&keys, i), hash64(&row_text(&cols, i)));
+        }
+    }
+    Ok(out)
+}
+
+/// Every check of the topic over the rows of one date.
+pub fn compute(batches: &[RecordBatch], meta: &TopicMetadata) -> Result<CheckValues, String> {
+    let mut out = CheckValues::new();
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    out.insert("rows".to_string(), rows.to_string());
+    for check in meta.effective_checks() {
+        let name = check.to_string();
+        let value = match &check {
+            Check::CountDistinctUniqueKey => {
+                let mut keys = HashSet::new();
+                for b in batches {
+                    let cols: Vec<ArrayRef> = meta
+                        .unique_key
+                        .iter()
+                        .map(|p| column_at(b, p))
+                        .collect::<Result<_, _>>()?;
+                    for i in 0..b.num_rows() {
+                        keys.insert(row_text(&cols, i));
+                    }
+                }
+                keys.len().to_string()
+            }
+            Check::Sum(f) => sum(&columns(batches, f)?)?,
+            Check::Min(f) => extreme(&columns(batches, f)?, false)?,
+            Check::Max(f) => extreme(&columns(batches, f)?, true)?,
+            Check::RowChecksum => {
+                let mut total = 0i64;
+                for b in batches {
+                    let cols = row_columns(b);
+                    for i in 0..b.num_rows() {
+                        total = total.wrapping_add(hash64(&row_text(&cols, i)));
+                    }
+                }
+                total.to_string()
+            }
+        };
+        out.insert(name, value);
+    }
+    Ok(out)
+}
+
+fn columns(batches: &[RecordBatch], field: &str) -> Result<Vec<ArrayRef>, String> {
+    batches.iter().map(|b| column_at(b, field)).collect()
+}
+
+fn sum(columns: &[ArrayRef]) -> Result<String, String> {
+    let Some(first) = columns.first() else {
+        return Ok(canonical::NULL_TEXT.to_string());
+    };
+    let all_null = columns.iter().all(|c| c.null_count() == c.len());
+    if all_null {
+        return Ok(canonical::NULL_TEXT.to_string());
+    }
+    Ok(match first.data_type() {
+        DataType::Int32 | DataType::Int64 => {
+            let mut total: i128 = 0;
+            for c in columns {
+                match c.data_type() {
+                    DataType::Int32 => {
+                        total += c
+                            .as_primitive::<Int32Type>()
+                            .iter()
+                            .flatten()
+                            .map(i128::from)
+                            .sum::<i128>()
+                    }
+                    _ => {
+                        total += c
+                            .as_primitive::<Int64Type>()
+                            .iter()
+                            .flatten()
+                            .map(i128::from)
+                            .sum::<i128>()
+                    }
+                }
+            }
+            total.to_string()
+        }
+        DataType::Float32 | DataType::Float64 => {
+            let mut total = 0f64;
+            for c in columns {
+                match c.data_type() {
+                    DataType::Float32 => {
+                        total += c
+                            .as_primitive::<Float32Type>()
+                            .iter()
+                            .flatten()
+                            .map(f64::from)
+                            .sum::<f64>()
+                    }
+                    _ => {
+                        total += c
+                            .as_primitive::<Float64Type>()
+                            .iter()
+                            .flatten()
+                            .sum::<f64>()
+                    }
+                }
+            }
+            float8_text(total)
+        }
+        DataType::Decimal128(_, scale) => {
+            let mut total: i128 = 0;
+            for c in columns {
+                total += c
+                    .as_primitive::<Decimal128Type>()
+                    .iter()
+                    .flatten()
+                    .sum::<i128>();
+            }
+            decimal_text(total, *scale)
+        }
+        other => return Err(format!("cannot sum a {other} column")),
+    })
+}
+
+fn extreme(columns: &[ArrayRef], largest: bool) -> Result<String, String> {
+    let mut best: Option<(ArrayRef, usize)> = None;
+    for c in columns {
+        let idx = sort_to_indices(
+            c,
+            Some(SortOptions {
+                descending: largest,
+                nulls_first: false,
+            }),
+            Some(1),
+        )
+        .map_err(|e| e.to_string())?;
+        let Some(i) = idx.iter().flatten().next().map(|i| i as usize) else {
+            continue;
+        };
+        if c.is_null(i) {
+            continue;
+        }
+        let better = match &best {
+            None => true,
+            Some((b, j)) => {
+                let cmp =
+                    arrow::array::make_comparator(c.as_ref(), b.as_ref(), SortOptions::default())
+                        .map_err(|e| e.to_string())?;
+                let o = cmp(i, *j);
+                if largest { o.is_gt() } else { o.is_lt() }
+            }
+        };
+        if better {
+            best = Some((c.clone(), i));
+        }
+    }
+    Ok(best.map_or_else(
+        || canonical::NULL_TEXT.to_string(),
+        |(c, i)| value_text(&c, i),
+    ))
+}
+
+/// Whether two stores' values of a check agree.
+pub fn agree(check: &str, a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    // Float sums: the order of addition changes the last bits.
+    if check.starts_with("sum(")
+        && let (Ok(x), Ok(y)) = (a.parse::<f64>(), b.parse::<f64>())
+        && (a.contains(['.', 'e']) || b.contains(['.', 'e']))
+    {
+        return (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0);
+    }
+    false
+}

@@ -1,0 +1,367 @@
+//! Checks computed inside a PostgreSQL warehouse by SQL: only the numbers move. The SQL
+//! mirrors `canonical` (tested against it on a real server).
+//!
+//! Tables follow warehouse-loader's naming: the topic lower-cased with every character
+//! outside `[a-z0-9_]` replaced by `_`, columns named after the top-level fields, and a
+//! `_date` column.
+
+use std::collections::BTreeMap;
+
+use arrow::datatypes::{DataType, Field};
+use onepipe_core::metadata::{Check, TopicMetadata};
+use sqlx::Row;
+use sqlx::postgres::PgPool;
+
+use crate::canonical::is_scalar;
+use crate::checks::CheckValues;
+
+/// The table of a dataset in a warehouse.
+pub fn table_name(topic: &str) -> String {
+    topic
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// The SQL text of a column, as `canonical::value_text` writes it (NULL stays NULL).
+pub fn text_expr(column: &str, dt: &DataType) -> String {
+    let c = quote(column);
+    match dt {
+        DataType::Utf8 => c,
+        DataType::Date32 => format!("to_char({c}, 'YYYY-MM-DD')"),
+        DataType::Timestamp(_, _) => format!("((extract(epoch from {c}) * 1000000)::bigint)::text"),
+        _ => format!("{c}::text"),
+    }
+}
+
+/// The SQL of a row's text over the scalar fields, in order.
+pub fn row_text_sql(fields: &[Field]) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .filter(|f| is_scalar(f.data_type()))
+        .map(|f| format!("coalesce({}, E'\\\\N')", text_expr(f.name(), f.data_type())))
+        .collect();
+    format!("concat_ws(E'\\x1f', {})", parts.join(", "))
+}
+
+fn hash_sql(text_sql: &str) -> String {
+    format!("(('x' || substr(md5({text_sql}), 1, 16))::bit(64)::bigint)")
+}
+
+fn key_text_sql(meta: &TopicMetadata, fields: &[Field]) -> Result<String, String> {
+    let mut parts = Vec::new();
+    for k in &meta.unique_key {
+        let f = fields.iter().find(|f| f.name() == k).ok_or_else(|| {
+            format!("unique key {k:?} is not a top-level column; only those can be checked by SQL")
+        })?;
+        parts.push(format!(
+            "coalesce({}, E'\\\\N')",
+            text_expr(f.name(), f.data_type())
+        ));
+    }
+    Ok(format!("concat_ws(E'\\x1f', {})", parts.join(", ")))
+}
+
+/// A warehouse connection: PostgreSQL computes every check by SQL; SQLite (the embedded
+/// default of `make run`) has no MD5, so it computes the row count, distinct keys and
+/// integer sums only, and the drill-down compares key sets.
+pub enum Db {
+    Postgres(PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// Connects to `postgres://…` or `sqlite://…`.
+pub async fn open(url: &str) -> Result<Db, String> {
+    if url.starts_with("sqlite:") {
+        let opts: sqlx::sqlite::SqliteConnectOptions = url
+            .parse::<sqlx::sqlite::SqliteConnectOptions>()
+            .map_err(|e| format!("warehouse url {url}: {e}"))?
+            .read_only(true);
+        let pool = sqlx::SqlitePool::connect_with(opts)
+            .await
+            .map_err(|e| format!("cannot open the warehouse {url}: {e}"))?;
+        return Ok(Db::Sqlite(pool));
+    }
+    connect(url).await.map(Db::Postgres)
+}
+
+/// Connects with the settings the canonical texts assume.
+pub async fn connect(url: &str) -> Result<PgPool, String> {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("SET extra_float_digits = 1")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("SET bytea_output = 'hex'")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        .map_err(|e| format!("cannot connect to the warehouse: {e}"))
+}
+
+/// Per date (`YYYY-MM-DD`): the topic's checks computed by the warehouse.
+pub async fn checks(
+    db: &Db,
+    schema: &str,
+    meta: &TopicMetadata,
+    fields: &[Field],
+) -> Result<BTreeMap<String, CheckValues>, String> {
+    match db {
+        Db::Postgres(pool) => pg_checks(pool, schema, meta, fields).await,
+        Db::Sqlite(pool) => sqlite_checks(pool, meta, fields).await,
+    }
+}
+
+async fn sqlite_checks(
+    pool: &sqlx::SqlitePool,
+    meta: &TopicMetadata,
+    fields: &[Field],
+) -> Result<BTreeMap<String, CheckValues>, String> {
+    let table = quote(&table_name(&meta.topic));
+    let mut names = vec!["rows".to_string()];
+    let mut exprs = vec!["count(*)".to_string()];
+    for check in meta.effective_checks() {
+        let expr = match &check {
+            Check::CountDistinctUniqueKey if meta.unique_key.len() == 1 => {
+                format!("count(DISTINCT {})", quote(&meta.unique_key[0]))
+            }
+            Check::Sum(f) => match fields.iter().find(|x| x.name() == f).map(Field::data_type) {
+                Some(DataType::Int32 | DataType::Int64) => format!("sum({})", quote(f)),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        names.push(check.to_string());
+        exprs.push(format!("CAST({expr} AS TEXT)"));
+    }
+    let sql = format!(
+        "SELECT CAST(\"_date\" AS TEXT), {} FROM {table} GROUP BY \"_date\"",
+        exprs.join(", ")
+    );
+    let rows = sqlx::query(&sql)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| format!("{table}: {e}"))?;
+    let mut out = BTreeMap::new();
+    for row in rows {
+        // SQLite columns have no fixed type; the CASTs make every value text.
+        let date: String = row.try_get_unchecked(0).map_err(|e| e.to_string())?;
+        let mut values = CheckValues::new();
+        for (i, name) in names.iter().enumerate() {
+            let v: Option<String> = row.try_get_unchecked(i + 1).map_err(|e| e.to_string())?;
+            values.insert(
+                name.clone(),
+                v.unwrap_or_else(|| crate::canonical::NULL_TEXT.to_string()),
+            );
+        }
+        out.insert(date.get(..10).unwrap_or(&date).to_string(), values);
+    }
+    Ok(out)
+}
+
+/// The key texts of one date (SQLite drill-down).
+pub async fn keys(db: &Db, meta: &TopicMetadata, date: &str) -> Result<Vec<String>, String> {
+    let Db::Sqlite(pool) = db else {
+        return Err("keys() is for SQLite warehouses".to_string());
+    };
+    let table = quote(&table_name(&meta.topic));
+    let cols: Vec<String> = meta
+        .unique_key
+        .iter()
+        .map(|k| format!("CAST({} AS TEXT)", quote(k)))
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM {table} WHERE CAST(\"_date\" AS TEXT) LIKE $1 || '%'",
+        cols.join(" || char(31) || ")
+    );
+    let rows = sqlx::query(&sql)
+        .bind(date)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| format!("{table}: {e}"))?;
+    rows.iter()
+        .map(|r| {
+            r.try_get_unchecked::<String, _>(0)
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+async fn pg_checks(
+    pool: &PgPool,
+    schema: &str,
+    meta: &TopicMetadata,
+    fields: &[Field],
+) -> Result<BTreeMap<String, CheckValues>, String> {
+    let table = format!("{}.{}", quote(schema), quote(&table_name(&meta.topic)));
+    let find = |name: &str| {
+        fields
+            .iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| format!("field {name:?} is not a top-level column of {table}"))
+    };
+    let mut names = vec!["rows".to_string()];
+    let mut exprs = vec!["count(*)::text".to_string()];
+    for check in meta.effective_checks() {
+        let expr = match &check {
+            Check::CountDistinctUniqueKey => {
+                let keys: Vec<String> = meta.unique_key.iter().map(|k| quote(k)).collect();
+                if keys.len() == 1 {
+                    format!("count(DISTINCT {})::text", keys[0])
+                } else {
+                    format!("count(DISTINCT ({}))::text", keys.join(", "))
+                }
+            }
+            Check::Sum(f) => format!("sum({})::text", quote(&find(f)?.name().clone())),
+            Check::Min(f) | Check::Max(f) => {
+                let field = find(f)?;
+                let agg = if matches!(check, Check::Min(_)) {
+                    "min"
+                } else {
+                    "max"
+                };
+                let inner = format!("{agg}({})", quote(field.name()));
+                match field.data_type() {
+                    DataType::Date32 => format!("to_char({inner}, 'YYYY-MM-DD')"),
+                    DataType::Timestamp(_, _) => {
+                        format!("((extract(epoch from {inner}) * 1000000)::bigint)::text")
+                    }
+                    DataType::Utf8 => inner,
+                    _ => format!("{inner}::text"),
+                }
+            }
+            Check::RowChecksum => format!("sum({})::text", hash_sql(&row_text_sql(fields))),
+        };
+        names.push(check.to_string());
+        exprs.push(expr);
+    }
+    let sql = format!(
+        "SELECT to_char(\"_date\", 'YYYY-MM-DD'), {} FROM {table} GROUP BY \"_date\"",
+        exprs.join(", ")
+    );
+    let rows = sqlx::query(&sql)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| format!("{table}: {e}"))?;
+    let mut out = BTreeMap::new();
+    for row in rows {
+        let date: String = row.try_get(0).map_err(|e| e.to_string())?;
+        let mut values = CheckValues::new();
+        for (i, name) in names.iter().enumerate() {
+            let v: Option<String> = row.try_get(i + 1).map_err(|e| e.to_string())?;
+            let v = v.unwrap_or_else(|| crate::canonical::NULL_TEXT.to_string());
+            let v = if name == "row_checksum" {
+                wrap64(&v)?
+            } else {
+                v
+            };
+            values.insert(name.clone(), v);
+        }
+        out.insert(date, values);
+    }
+    Ok(out)
+}
+
+/// A numeric sum of 64-bit hashes, wrapped to 64 bits like the Rust side.
+fn wrap64(text: &str) -> Result<String, String> {
+    if text == crate::canonical::NULL_TEXT {
+        return Ok("0".to_string());
+    }
+    let v: i128 = text
+        .parse()
+        .map_err(|e| format!("checksum {text:?}: {e}"))?;
+    Ok((v.rem_euclid(1i128 << 64) as u64 as i64).to_string())
+}
+
+/// One bucket of the key-hash range split: how many rows, and their row-hash sum.
+pub type Buckets = BTreeMap<u64, (u64, i64)>;
+
+/// Rows of `date` grouped by the top `bits` bits of the key hash, within the range whose
+/// top `parent_bits` bits are `parent`.
+pub async fn buckets(
+    pool: &PgPool,
+    schema: &str,
+    meta: &TopicMetadata,
+    fields: &[Field],
+    date: &str,
+    bits: u32,
+    parent: Option<(u32, u64)>,
+) -> Result<Buckets, String> {
+    let table = format!("{}.{}", quote(schema), quote(&table_name(&meta.topic)));
+    let key = format!(
+        "(('x' || substr(md5({}), 1, 16))::bit(64))",
+        key_text_sql(meta, fields)?
+    );
+    let row = hash_sql(&row_text_sql(fields));
+    let filter = match parent {
+        Some((pb, prefix)) => format!(" AND (({key} >> {})::bigint) = {prefix}", 64 - pb),
+        None => String::new(),
+    };
+    let sql = format!(
+        "SELECT (({key} >> {shift})::bigint), count(*), sum({row})::text FROM {table} \
+         WHERE \"_date\" = $1::date{filter} GROUP BY 1",
+        shift = 64 - bits
+    );
+    let rows = sqlx::query(&sql)
+        .bind(date)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| format!("{table}: {e}"))?;
+    let mut out = Buckets::new();
+    for r in rows {
+        let b: i64 = r.try_get(0).map_err(|e| e.to_string())?;
+        let n: i64 = r.try_get(1).map_err(|e| e.to_string())?;
+        let s: String = r.try_get(2).map_err(|e| e.to_string())?;
+        out.insert(b as u64, (n as u64, wrap64(&s)?.parse().unwrap_or(0)));
+    }
+    Ok(out)
+}
+
+/// Key text → row hash of the rows in one key-hash range.
+pub async fn keyed_rows(
+    pool: &PgPool,
+    schema: &str,
+    meta: &TopicMetadata,
+    fields: &[Field],
+    date: &str,
+    range: (u32, u64),
+) -> Result<BTreeMap<String, i64>, String> {
+    let table = format!("{}.{}", quote(schema), quote(&table_name(&meta.topic)));
+    let key_text = key_text_sql(meta, fields)?;
+    let key = format!("(('x' || substr(md5({key_text}), 1, 16))::bit(64))");
+    let sql = format!(
+        "SELECT {key_text}, {} FROM {table} WHERE \"_date\" = $1::date AND (({key} >> {})::bigint) = {}",
+        hash_sql(&row_text_sql(fields)),
+        64 - range.0,
+        range.1
+    );
+    let rows = sqlx::query(&sql)
+        .bind(date)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| format!("{table}: {e}"))?;
+    let mut out = BTreeMap::new();
+    for r in rows {
+        let k: String = r.try_get(0).map_err(|e| e.to_string())?;
+        let h: i64 = r.try_get(1).map_err(|e| e.to_string())?;
+        out.insert(k, h);
+    }
+    Ok(out)
+}

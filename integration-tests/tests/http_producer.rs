@@ -1,0 +1,783 @@
+//! http-producer against the stack's Kafka and a real registry: valid batches land and
+//! read back through the client's Deserializer, every kind of bad input gets its status
+//! and message with nothing reaching the topic, and schema versions evolve.
+
+use std::time::Duration;
+
+use clap::Parser;
+use onepipe_client::{
+    Consumer, Deserializer, ReaderSchema, RegistryOptions, SchemaRegistry, Serializer,
+};
+use onepipe_http_producer::{App, Config, run};
+use onepipe_integration_tests::{
+    HttpReply, create_dataset, endpoint, http, register_schema, start_registry, unique_name,
+    write_temp_file,
+};
+use onepipe_registry::auth::Tokens;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use serde_json::{Value as Json, json};
+
+const ORDER: &str = r#"{"type":"record","name":"Order","namespace":"shop","fields":[
+  {"name":"order_id","type":"string"},
+  {"name":"version","type":"long"},
+  {"name":"placed_at","type":{"type":"long","logicalType":"timestamp-millis"}},
+  {"name":"status","type":{"type":"enum","name":"Status","symbols":["NEW","PAID","SHIPPED"]}},
+  {"name":"total","type":{"type":"bytes","logicalType":"decimal","precision":10,"scale":2}},
+  {"name":"items","type":{"type":"array","items":{"type":"record","name":"Item","fields":[
+    {"name":"sku","type":"string"},{"name":"qty","type":"int"},{"name":"price","type":"double"}]}}},
+  {"name":"note","type":["null","string"],"default":null},
+  {"name":"signature","type":"bytes"}]}"#;
+
+const KEY: &str = "orders-key-0123456789";
+const OTHER_KEY: &str = "other-key-0123456789";
+
+fn order(i: usize) -> Json {
+    let status = ["NEW", "PAID", "SHIPPED"][i % 3];
+    json!({
+        "order_id": format!("o-{i}"),
+        "version": i as i64 % 7,
+        "placed_at": format!("2026-11-24T10:{:02}:00.000Z", i % 60),
+        "status": status,
+        "total": format!("{}.{:02}", i, i % 100),
+        "items": [{"sku": format!("sku-{}", i % 13), "qty": (i % 5) as i64 + 1, "price": 2.5}],
+        "note": if i.is_multiple_of(2) { Json::Null } else { json!(format!("note {i} ünïcödé")) },
+        "signature": "c2lnbmF0dXJl"
+    })
+}
+
+struct Producer {
+    addr: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start_producer(registry: &str, topic: &str) -> Producer {
+    let keys = write_temp_file(
+        "keys.json",
+        &json!([
+            {"name": "orders-app", "key": KEY, "topics": [topic]},
+            {"name": "other-app", "key": OTHER_KEY, "topics": ["something-else*"]}
+        ])
+        .to_string(),
+    );
+    let bootstrap = endpoint("ONEPIPE_KAFKA_BOOTSTRAP");
+    let config = Config::parse_from([
+        "http-producer",
+        "--registry",
+        registry,
+        "--kafka-bootstrap",
+        &bootstrap,
+        "--listen",
+        "127.0.0.1:0",
+        "--api-keys",
+        &keys,
+        "--max-body-bytes",
+        "262144",
+        "--max-records",
+        "1000",
+    ]);
+    let app = App::new(&config).expect("http-producer starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(run(listener, app, async {
+        let _ = stopped.await;
+    }));
+    Producer { addr, _stop: stop }
+}
+
+async fn post(p: &Producer, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpReply {
+    http("POST", &p.addr, path, headers, body).await
+}
+
+fn auth() -> (&'static str, String) {
+    ("authorization", format!("Bearer {KEY}"))
+}
+
+/// Sum of the topic's end offsets over its partitions.
+fn end_offsets(topic: &str) -> i64 {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", endpoint("ONEPIPE_KAFKA_BOOTSTRAP"))
+        .create()
+        .unwrap();
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut total = 0;
+    for p in md.topics()[0].partitions() {
+        let (_, high) = c
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+            .unwrap();
+        total += high;
+    }
+    total
+}
+
+fn registry_client(url: &str) -> SchemaRegistry {
+    SchemaRegistry::connect(url, RegistryOptions::default()).unwrap()
+}
+
+/// Reads `n` records of `topic` from the start with a fresh group.
+async fn read_back(
+    registry: &str,
+    topic: &str,
+    reader: ReaderSchema,
+    n: usize,
+) -> Vec<onepipe_client::Record> {
+    let consumer = Consumer::new(
+        &endpoint("ONEPIPE_KAFKA_BOOTSTRAP"),
+        &unique_name("reader"),
+        Deserializer::new(registry_client(registry), reader),
+        &[],
+    )
+    .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let r = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {n} records arrived", out.len()))
+            .unwrap();
+        consumer.mark_done(&r);
+        out.push(r);
+    }
+    assert!(consumer.commit().await.unwrap() > 0);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn valid_batches_land_and_read_back() {
+    let (registry, _stop_registry) = start_registry(Tokens::default()).await;
+    let topic = unique_name("orders");
+    create_dataset(
+        &registry,
+        &topic,
+        ORDER,
+        "order_id",
+        3,
+        &["--merge", "max_by:version"],
+    )
+    .await;
+    let p = start_producer(&registry, &topic).await;
+    let path = format!("/v1/topics/{topic}/records");
+    let (k, v) = auth();
+    let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    let records: Vec<Json> = (0..300)
+        .map(|i| json!({"value": order(i), "headers": {"source": "test"}}))
+        .collect();
+    let reply = post(
+        &p,
+        &path,
+        &[
+            (k, &v),
+            ("content-type", "application/json"),
+            ("traceparent", trace),
+        ],
+        json!({ "records": records }).to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let body = reply.json();
+    assert_eq!(body["offsets"].as_array().unwrap().len(), 300);
+    assert_eq!(body["schema_version"], 1);
+
+    // The same records as NDJSON, with an explicit (matching) key on none.
+    let ndjson: String = (300..320).map(|i| format!("{}\n", order(i))).collect();
+    let reply = post(
+        &p,
+        &path,
+        &[(k, &v), ("content-type", "application/x-ndjson")],
+        ndjson.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(end_offsets(&topic), 320);
+
+    let back = read_back(&registry, &topic, ReaderSchema::Latest, 320).await;
+    let mut by_id = std::collections::HashMap::new();
+    for r in &back {
+        let decoded = r.value.as_ref().expect("decodes");
+        let value = decoded.to_json();
+        let id = value["order_id"].as_str().unwrap().to_string();
+        assert_eq!(
+            r.key.as_deref(),
+            Some(format!("[\"{id}\"]").as_bytes()),
+            "key of {id}"
+        );
+        let i: usize = id[2..].parse().unwrap();
+        if i < 300 {
+            let headers: Vec<(&str, &[u8])> = r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_deref().unwrap()))
+                .collect();
+            assert_eq!(
+                headers,
+                [("source", &b"test"[..]), ("traceparent", trace.as_bytes())]
+            );
+        }
+        by_id.insert(i, value);
+    }
+    assert_eq!(by_id.len(), 320, "every record once");
+    for (i, value) in by_id {
+        assert_eq!(value, order(i), "record {i} reads back as sent");
+    }
+
+    // Records of one key share a partition.
+    let key_of = |i: usize| order(i)["order_id"].clone();
+    let same_key =
+        json!({"records": [{"value": order(5)}, {"value": order(5), "key": [key_of(5)]}]});
+    let reply = post(&p, &path, &[(k, &v)], same_key.to_string().as_bytes()).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let offsets = reply.json()["offsets"].clone();
+    assert_eq!(offsets[0]["partition"], offsets[1]["partition"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_inputs_get_their_status_and_nothing_is_produced() {
+    let (registry, _stop_registry) = start_registry(Tokens::default()).await;
+    let topic = unique_name("orders");
+    create_dataset(&registry, &topic, ORDER, "order_id", 3, &[]).await;
+    let p = start_producer(&registry, &topic).await;
+    let path = format!("/v1/topics/{topic}/records");
+    let bearer = format!("Bearer {KEY}");
+    let other = format!("Bearer {OTHER_KEY}");
+    let json_ct = ("content-type", "application/json");
+
+    let with = |f: &dyn Fn(&mut Json)| {
+        let mut o = order(1);
+        f(&mut o);
+        json!({"records": [{"value": o}]}).to_string().into_bytes()
+    };
+    let big_note = "x".repeat(300_000);
+    let too_many = json!({"records": vec![json!({"value": order(1)}); 1001]}).to_string();
+    let one_bad_of_nine: Vec<Json> = (0..9)
+        .map(|i| {
+            let mut o = order(i);
+            if i == 3 {
+                o["items"][0]["price"] = json!("12,50");
+            }
+            json!({"value": o})
+        })
+        .collect();
+    let mut invalid_utf8 = br#"{"records": [{"value": {"order_id": ""#.to_vec();
+    invalid_utf8.extend_from_slice(&[0xff, 0xfe]);
+    invalid_utf8.extend_from_slice(br#""}}]}"#);
+
+    // (what, path and query, headers, body, status, text the reply must contain)
+    type Case<'a> = (
+        &'a str,
+        String,
+        Vec<(&'a str, &'a str)>,
+        Vec<u8>,
+        u16,
+        &'a str,
+    );
+    let auth = vec![("authorization", bearer.as_str()), json_ct];
+    let cases: Vec<Case> = vec![
+        (
+            "wrong type deep inside",
+            path.clone(),
+            auth.clone(),
+            with(&|o| o["items"][0]["price"] = json!("12,50")),
+            422,
+            r#"expected a number (double), found \"12,50\"","path":"$.items[0].price""#,
+        ),
+        (
+            "missing required field",
+            path.clone(),
+            auth.clone(),
+            with(&|o| {
+                o.as_object_mut().unwrap().remove("version");
+            }),
+            422,
+            r#"missing required field \"version\""#,
+        ),
+        (
+            "extra field",
+            path.clone(),
+            auth.clone(),
+            with(&|o| o["colour"] = json!("red")),
+            422,
+            "colour",
+        ),
+        (
+            "bad base64",
+            path.clone(),
+            auth.clone(),
+            with(&|o| o["signature"] = json!("not base64!")),
+            422,
+            "$.signature",
+        ),
+        (
+            "int out of range",
+            path.clone(),
+            auth.clone(),
+            with(&|o| o["items"][0]["qty"] = json!(1u64 << 40)),
+            422,
+            "$.items[0].qty",
+        ),
+        (
+            "wrong enum symbol",
+            path.clone(),
+            auth.clone(),
+            with(&|o| o["status"] = json!("LOST")),
+            422,
+            "$.status",
+        ),
+        (
+            "null for a required field",
+            path.clone(),
+            auth.clone(),
+            with(&|o| o["order_id"] = Json::Null),
+            422,
+            "$.order_id",
+        ),
+        (
+            "bad timestamp",
+            path.clone(),
+            auth.clone(),
+            with(&|o| o["placed_at"] = json!("yesterday")),
+            422,
+            "$.placed_at",
+        ),
+        (
+            "decimal with too many digits",
+            path.clone(),
+            auth.clone(),
+            with(&|o| o["total"] = json!("1.234")),
+            422,
+            "$.total",
+        ),
+        (
+            "value is not an object",
+            path.clone(),
+            auth.clone(),
+            br#"{"records": [{"value": "order"}]}"#.to_vec(),
+            422,
+            "\"$\"",
+        ),
+        (
+            "record without value",
+            path.clone(),
+            auth.clone(),
+            br#"{"records": [{"valu": {}}]}"#.to_vec(),
+            422,
+            "has no \\\"value\\\"",
+        ),
+        (
+            "header value not a string",
+            path.clone(),
+            auth.clone(),
+            json!({"records": [{"value": order(1), "headers": {"n": 1}}]})
+                .to_string()
+                .into_bytes(),
+            422,
+            "header values must be strings",
+        ),
+        (
+            "key that differs from the unique key",
+            path.clone(),
+            auth.clone(),
+            json!({"records": [{"value": order(1), "key": ["o-2"]}]})
+                .to_string()
+                .into_bytes(),
+            422,
+            "differs from the unique key",
+        ),
+        (
+            "one bad record among nine",
+            path.clone(),
+            auth.clone(),
+            json!({"records": one_bad_of_nine}).to_string().into_bytes(),
+            422,
+            "\"index\":3",
+        ),
+        (
+            "oversized body",
+            path.clone(),
+            auth.clone(),
+            with(&|o| o["note"] = json!(big_note)),
+            413,
+            "larger than the limit",
+        ),
+        (
+            "too many records",
+            path.clone(),
+            auth.clone(),
+            too_many.into_bytes(),
+            413,
+            "more than the limit of 1000",
+        ),
+        (
+            "invalid UTF-8",
+            path.clone(),
+            auth.clone(),
+            invalid_utf8,
+            400,
+            "not valid JSON",
+        ),
+        (
+            "malformed JSON",
+            path.clone(),
+            auth.clone(),
+            b"{\"records\": [".to_vec(),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "empty batch",
+            path.clone(),
+            auth.clone(),
+            b"{\"records\": []}".to_vec(),
+            400,
+            "no records",
+        ),
+        (
+            "body is an array",
+            path.clone(),
+            auth.clone(),
+            b"[]".to_vec(),
+            400,
+            "must be a JSON object",
+        ),
+        (
+            "records is not an array",
+            path.clone(),
+            auth.clone(),
+            b"{\"records\": {}}".to_vec(),
+            400,
+            "needs \\\"records\\\"",
+        ),
+        (
+            "unknown body member",
+            path.clone(),
+            auth.clone(),
+            b"{\"records\": [], \"topic\": 1}".to_vec(),
+            400,
+            "unknown member",
+        ),
+        (
+            "bad NDJSON line",
+            path.clone(),
+            vec![
+                ("authorization", bearer.as_str()),
+                ("content-type", "application/x-ndjson"),
+            ],
+            format!("{}\n{{oops\n", order(1)).into_bytes(),
+            400,
+            "line 2",
+        ),
+        (
+            "unsupported content type",
+            path.clone(),
+            vec![
+                ("authorization", bearer.as_str()),
+                ("content-type", "text/plain"),
+            ],
+            with(&|_| {}),
+            415,
+            "application/x-ndjson",
+        ),
+        (
+            "bad key on an unknown topic",
+            format!("/v1/topics/{topic}-nope/records"),
+            vec![("authorization", "Bearer nothing-matches-this"), json_ct],
+            with(&|_| {}),
+            401,
+            "not valid",
+        ),
+        (
+            "unknown topic with a wildcard key",
+            "/v1/topics/something-else-x/records".to_string(),
+            vec![("x-api-key", OTHER_KEY), json_ct],
+            with(&|_| {}),
+            404,
+            "is not registered",
+        ),
+        (
+            "unknown schema version",
+            format!("{path}?schema_version=99"),
+            auth.clone(),
+            with(&|_| {}),
+            404,
+            "no schema version 99",
+        ),
+        (
+            "schema version not a number",
+            format!("{path}?schema_version=latest"),
+            auth.clone(),
+            with(&|_| {}),
+            400,
+            "not a positive integer",
+        ),
+        (
+            "unknown query parameter",
+            format!("{path}?partition=1"),
+            auth.clone(),
+            with(&|_| {}),
+            400,
+            "unknown query parameter",
+        ),
+        (
+            "no API key",
+            path.clone(),
+            vec![json_ct],
+            with(&|_| {}),
+            401,
+            "API key is required",
+        ),
+        (
+            "wrong API key",
+            path.clone(),
+            vec![("authorization", "Bearer 0000000000000000"), json_ct],
+            with(&|_| {}),
+            401,
+            "not valid",
+        ),
+        (
+            "key of another topic",
+            path.clone(),
+            vec![("authorization", other.as_str()), json_ct],
+            with(&|_| {}),
+            403,
+            "may not produce",
+        ),
+    ];
+    assert!(cases.len() >= 25);
+    let before = end_offsets(&topic);
+    assert_eq!(before, 0);
+    for (what, path, headers, body, status, text) in &cases {
+        let reply = post(&p, path, headers, body).await;
+        let shown = String::from_utf8_lossy(&reply.body);
+        assert_eq!(reply.status, *status, "{what}: {shown}");
+        let error = &reply.json()["error"];
+        assert!(
+            error["code"].is_string() && error["message"].is_string(),
+            "{what}: {shown}"
+        );
+        assert!(shown.contains(text), "{what}: {shown} lacks {text}");
+        assert_eq!(
+            end_offsets(&topic),
+            0,
+            "{what}: something reached the topic"
+        );
+    }
+
+    // The 422 reply names every failing record and field.
+    let reply = post(
+        &p,
+        &path,
+        &auth,
+        &json!({"records": [{"value": order(1)}, {"value": {"order_id": 5}}, {"value": order(2)}]})
+            .to_string()
+            .into_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, 422);
+    let details = reply.json()["error"]["details"].clone();
+    assert_eq!(details.as_array().unwrap().len(), 1);
+    assert_eq!(details[0]["index"], 1);
+    let paths: Vec<&str> = details[0]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"$.order_id"), "{paths:?}");
+    assert!(
+        details
+            .to_string()
+            .contains(r#"missing required field \"placed_at\""#)
+    );
+    assert_eq!(end_offsets(&topic), 0);
+
+    // And a valid request still goes through afterwards.
+    let reply = post(&p, &path, &auth, &with(&|_| {})).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(end_offsets(&topic), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_of_two_schema_versions_read_back_in_either_version() {
+    let v1 = r#"{"type":"record","name":"Visit","fields":[
+        {"name":"id","type":"string"},{"name":"hits","type":"int"}]}"#;
+    let v2 = r#"{"type":"record","name":"Visit","fields":[
+        {"name":"id","type":"string"},{"name":"hits","type":"long"},
+        {"name":"referrer","type":"string","default":"direct"}]}"#;
+    let (registry, _stop_registry) = start_registry(Tokens::default()).await;
+    let topic = unique_name("visits");
+    create_dataset(&registry, &topic, v1, "id", 1, &[]).await;
+    let p = start_producer(&registry, &topic).await;
+    let path = format!("/v1/topics/{topic}/records");
+    let (k, v) = auth();
+    let batch = |records: Json| json!({ "records": records }).to_string().into_bytes();
+
+    let reply = post(
+        &p,
+        &path,
+        &[(k, &v)],
+        &batch(json!([{"value": {"id": "a", "hits": 1}}, {"value": {"id": "b", "hits": 2}}])),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    register_schema(&registry, &format!("{topic}-value"), v2).await;
+    let reply = post(
+        &p,
+        &format!("{path}?schema_version=2"),
+        &[(k, &v)],
+        &batch(json!([{"value": {"id": "c", "hits": 3_000_000_000i64, "referrer": "ads"}}])),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.json()["schema_version"], 2);
+    // Pinned to version 1, a v2-only field is refused.
+    let reply = post(
+        &p,
+        &format!("{path}?schema_version=1"),
+        &[(k, &v)],
+        &batch(json!([{"value": {"id": "d", "hits": 4, "referrer": "x"}}])),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        422,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let reply = post(
+        &p,
+        &format!("{path}?schema_version=1"),
+        &[(k, &v)],
+        &batch(json!([{"value": {"id": "d", "hits": 4}}])),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+
+    let as_v2: Vec<Json> = read_back(&registry, &topic, ReaderSchema::Version(2), 4)
+        .await
+        .iter()
+        .map(|r| r.value.as_ref().unwrap().to_json())
+        .collect();
+    assert_eq!(
+        as_v2,
+        [
+            json!({"id": "a", "hits": 1, "referrer": "direct"}),
+            json!({"id": "b", "hits": 2, "referrer": "direct"}),
+            json!({"id": "c", "hits": 3_000_000_000i64, "referrer": "ads"}),
+            json!({"id": "d", "hits": 4, "referrer": "direct"}),
+        ]
+    );
+    // Latest is version 2 as well.
+    let latest = read_back(&registry, &topic, ReaderSchema::Latest, 4).await;
+    assert_eq!(latest[0].value.as_ref().unwrap().to_json(), as_v2[0]);
+
+    // Version 1 readers get a and b and d as written; c does not fit an int.
+    let as_v1 = read_back(&registry, &topic, ReaderSchema::Version(1), 4).await;
+    let v1_values: Vec<Option<Json>> = as_v1
+        .iter()
+        .map(|r| r.value.as_ref().ok().map(|d| d.to_json()))
+        .collect();
+    assert_eq!(v1_values[0], Some(json!({"id": "a", "hits": 1})));
+    assert_eq!(v1_values[1], Some(json!({"id": "b", "hits": 2})));
+    assert_eq!(v1_values[3], Some(json!({"id": "d", "hits": 4})));
+    let err = as_v1[2].value.as_ref().unwrap_err().to_string();
+    assert!(err.contains("cannot decode"), "{err}");
+
+    // The client's own Serializer encodes like the HTTP path does.
+    let serializer = Serializer::new(registry_client(&registry), Default::default());
+    let encoded = serializer
+        .serialize_json(&topic, &json!({"id": "e", "hits": 5}))
+        .await
+        .unwrap();
+    assert_eq!(encoded.key, br#"["e"]"#);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_kafka_or_registry_gives_503_with_retry_after() {
+    let (registry, stop_registry) = start_registry(Tokens::default()).await;
+    let topic = unique_name("orders");
+    create_dataset(&registry, &topic, ORDER, "order_id", 1, &[]).await;
+    // Nothing listens on port 9 here: Kafka never takes the records.
+    let config = Config::parse_from([
+        "http-producer",
+        "--registry",
+        &registry,
+        "--kafka-bootstrap",
+        "127.0.0.1:9",
+        "--produce-timeout-ms",
+        "1500",
+    ]);
+    let app = App::new(&config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(run(listener, app, std::future::pending()));
+    let body = json!({"records": [{"value": order(1)}]}).to_string();
+    let path = format!("/v1/topics/{topic}/records");
+
+    let reply = http("POST", &addr, &path, &[], body.as_bytes()).await;
+    assert_eq!(
+        reply.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    assert_eq!(reply.json()["error"]["code"], "unavailable");
+    assert!(
+        reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not acknowledge 1 of 1 records"),
+        "{}",
+        reply.json()
+    );
+
+    // With the registry gone (and the cached topic expired or never seen) it is 503 too.
+    drop(stop_registry);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let other = format!("/v1/topics/{topic}-other/records");
+    let reply = http("POST", &addr, &other, &[], body.as_bytes()).await;
+    assert_eq!(
+        reply.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert!(
+        String::from_utf8_lossy(&reply.body).contains("registry"),
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+}
