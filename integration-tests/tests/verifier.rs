@@ -426,3 +426,218 @@ async fn a_damaged_clean_archive_is_caught_and_the_key_named() {
     assert_eq!(report.keys[0].problem, "extra");
     assert_eq!(report.keys[0].key, "v0");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warehouse_faults_are_detected_and_their_keys_named() {
+    use clap::Parser;
+    use onepipe_verifier::verify::Warehouse;
+    let (registry_url, _stop) = start_registry(Tokens::default()).await;
+    let topic = unique_name("visits");
+    create_dataset(
+        &registry_url,
+        &topic,
+        SCHEMA,
+        "visit_id",
+        1,
+        &[
+            "--merge",
+            "max_by:version",
+            "--partition-time",
+            "at",
+            "--checks",
+            "sum:secs,max:secs,row_checksum",
+        ],
+    )
+    .await;
+    let registry = SchemaRegistry::connect(&registry_url, RegistryOptions::default()).unwrap();
+    let w = Serializer::new(registry.clone(), Default::default())
+        .writer(&topic, None)
+        .await
+        .unwrap();
+    let store_url = format!(
+        "{}/test-{}",
+        endpoint("ONEPIPE_OBJECT_STORE").trim_end_matches('/'),
+        uuid::Uuid::new_v4().simple()
+    );
+    let store: Arc<dyn ObjectStore> = onepipe_core::store::open(&store_url).unwrap();
+    let mut raw = RawBatch::new(0);
+    let day0 = 1_795_478_400_000i64;
+    for i in 0..400i64 {
+        let e = w
+            .encode_json(&json!({"visit_id": format!("v{}", i % 300), "version": i, "at": day0 + i * 1000, "secs": i as f64 / 7.0}))
+            .unwrap();
+        raw.push(i, day0, Some(&e.key), Some(&e.value), &[]);
+    }
+    let file = RawFile {
+        topic: topic.clone(),
+        partition: 0,
+        date: chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
+        hour: 0,
+        first_offset: 0,
+        last_offset: 399,
+    };
+    store
+        .put(
+            &Path::from(file.path().as_str()),
+            PutPayload::from(encode(&raw.finish().unwrap()).unwrap()),
+        )
+        .await
+        .unwrap();
+    run_topic(store.clone(), &registry, &topic, &RunOptions::default())
+        .await
+        .unwrap();
+
+    let db = fresh_database("verifier_mart").await;
+    let config = onepipe_warehouse_loader::Config::try_parse_from([
+        "warehouse-loader",
+        "--registry",
+        &registry_url,
+        "--object-store",
+        &store_url,
+        "--database",
+        &db,
+        "--datasets",
+        &topic,
+        "--once",
+    ])
+    .unwrap();
+    let loader = onepipe_warehouse_loader::Loader::connect(&config, Default::default())
+        .await
+        .unwrap();
+    let (_stop_loader, stopped) = tokio::sync::watch::channel(false);
+    assert!(loader.cycle(&stopped).await.ok());
+
+    let pool = warehouse::connect(&db).await.unwrap();
+    let marts = [Warehouse {
+        name: "mart".into(),
+        db: warehouse::Db::Postgres(pool.clone()),
+        schema: "public".into(),
+    }];
+    let report = check_dataset(store.clone(), &registry, &topic, &marts, 10)
+        .await
+        .unwrap();
+    assert_eq!(report.mismatches, 0, "{:#?}", report.lines);
+    assert!(
+        report
+            .lines
+            .iter()
+            .any(|l| l.store == "mart" && l.check == "row_checksum" && l.verdict == "ok")
+    );
+
+    let table = format!("\"{}\"", warehouse::table_name(&topic));
+    sqlx::query(&format!("CREATE TABLE backup AS SELECT * FROM {table}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let faults = [
+        (
+            format!("DELETE FROM {table} WHERE visit_id = 'v7'"),
+            "v7",
+            "missing",
+        ),
+        (
+            format!("UPDATE {table} SET secs = secs + 1 WHERE visit_id = 'v8'"),
+            "v8",
+            "different",
+        ),
+        (
+            format!("INSERT INTO {table} SELECT * FROM {table} WHERE visit_id = 'v9'"),
+            "v9",
+            "duplicate",
+        ),
+        (
+            format!(
+                "INSERT INTO {table} SELECT 'zz-new', version, \"at\", secs, _kafka_partition, _kafka_offset, _kafka_timestamp, _date FROM {table} WHERE visit_id = 'v10'"
+            ),
+            "zz-new",
+            "extra",
+        ),
+    ];
+    for (sql, key, problem) in faults {
+        sqlx::query(&sql)
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let report = check_dataset(store.clone(), &registry, &topic, &marts, 10)
+            .await
+            .unwrap();
+        assert!(report.mismatches > 0, "{sql}: not detected");
+        let named: Vec<(&str, &str, &str)> = report
+            .keys
+            .iter()
+            .map(|k| (k.store.as_str(), k.key.as_str(), k.problem.as_str()))
+            .collect();
+        assert_eq!(named, [("mart", key, problem)], "{sql}");
+        assert!(
+            report
+                .keys
+                .iter()
+                .all(|k| k.date == "2026-11-24" && k.dataset == topic)
+        );
+        sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(&format!("INSERT INTO {table} SELECT * FROM backup"))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let report = check_dataset(store.clone(), &registry, &topic, &marts, 10)
+        .await
+        .unwrap();
+    assert_eq!(report.mismatches, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lag_is_ok_when_caught_up_and_stopped_when_nobody_consumes() {
+    use onepipe_verifier::lag::{Status, sample, status};
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let bootstrap = endpoint("ONEPIPE_KAFKA_BOOTSTRAP");
+    let topic = unique_name("lagged");
+    onepipe_integration_tests::create_topic(&bootstrap, &topic, 1).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    for i in 0..10 {
+        producer
+            .send(
+                FutureRecord::<(), _>::to(&topic).payload(&format!("r{i}")),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    let commit = |group: &str, offset: i64| {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", group)
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, Offset::Offset(offset))
+            .unwrap();
+        c.commit(&tpl, CommitMode::Sync).unwrap();
+    };
+    let (done, behind) = (unique_name("caught-up"), unique_name("stopped"));
+    commit(&done, 10);
+    commit(&behind, 3);
+    let topics = vec![topic.clone()];
+    let (b2, t2) = (bootstrap.clone(), topics.clone());
+    let ((a1, m1), (b1, n1)) = tokio::task::spawn_blocking(move || {
+        (
+            sample(&b2, &done, &t2).unwrap(),
+            sample(&b2, &behind, &t2).unwrap(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(a1[0].lag, 0);
+    assert_eq!(status(&a1, &a1, m1), Status::Ok);
+    assert_eq!(b1[0].lag, 7);
+    assert_eq!(n1, 0, "no member is connected");
+    assert_eq!(status(&b1, &b1, n1), Status::Stopped);
+}

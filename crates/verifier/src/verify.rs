@@ -43,7 +43,8 @@ pub struct KeyDiff {
     pub date: String,
     pub store: String,
     pub key: String,
-    /// `missing` (in clean, not in the store), `extra` (in the store only) or `different`.
+    /// `missing` (in clean, not in the store), `extra` (in the store only), `different`
+    /// or `duplicate` (more than one row).
     pub problem: String,
 }
 
@@ -192,7 +193,30 @@ fn diff(
     other: &BTreeMap<String, i64>,
     max: usize,
 ) -> Vec<(String, String)> {
+    diff_rows(
+        reference,
+        &other
+            .iter()
+            .map(|(k, h)| (k.clone(), *h))
+            .collect::<Vec<_>>(),
+        max,
+    )
+}
+
+/// Keys of `other` (rows, a key may repeat) that are missing, extra, different or
+/// duplicated against `reference`.
+fn diff_rows(
+    reference: &HashMap<String, i64>,
+    other_rows: &[(String, i64)],
+    max: usize,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
+    let mut other: BTreeMap<String, i64> = BTreeMap::new();
+    for (k, h) in other_rows {
+        if other.insert(k.clone(), *h).is_some() {
+            out.push((k.clone(), "duplicate".to_string()));
+        }
+    }
     let mut keys: Vec<&String> = reference.keys().collect();
     keys.sort();
     for k in keys {
@@ -277,7 +301,7 @@ async fn drill_down(
                     .filter(|(k, _)| (hash64(k) as u64) >> (64 - bits) == b)
                     .map(|(k, h)| (k.clone(), *h))
                     .collect();
-                out.extend(diff(&mine, &remote, max_keys));
+                out.extend(diff_rows(&mine, &remote, max_keys));
             } else {
                 todo.push((bits + BITS_PER_LEVEL, Some((bits, b))));
             }

@@ -334,7 +334,7 @@ pub async fn buckets(
     Ok(out)
 }
 
-/// Key text → row hash of the rows in one key-hash range.
+/// (key text, row hash) of every row in one key-hash range (a key twice is a duplicate).
 pub async fn keyed_rows(
     pool: &PgPool,
     schema: &str,
@@ -342,7 +342,7 @@ pub async fn keyed_rows(
     fields: &[Field],
     date: &str,
     range: (u32, u64),
-) -> Result<BTreeMap<String, i64>, String> {
+) -> Result<Vec<(String, i64)>, String> {
     let table = format!("{}.{}", quote(schema), quote(&table_name(&meta.topic)));
     let key_text = key_text_sql(meta, fields)?;
     let key = format!("(('x' || substr(md5({key_text}), 1, 16))::bit(64))");
@@ -357,11 +357,11 @@ pub async fn keyed_rows(
         .fetch_all(pool)
         .await
         .map_err(|e| format!("{table}: {e}"))?;
-    let mut out = BTreeMap::new();
+    let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let k: String = r.try_get(0).map_err(|e| e.to_string())?;
         let h: i64 = r.try_get(1).map_err(|e| e.to_string())?;
-        out.insert(k, h);
+        out.push((k, h));
     }
     Ok(out)
 }
