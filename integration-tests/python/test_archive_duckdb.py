@@ -1,5 +1,6 @@
-"""The archive path end to end with the real binaries: http-producer → Kafka → copycat →
-raw/ → copydog → clean/, then DuckDB (an engine others wrote) reads exactly the files the
+"""The whole flow with the real binaries: http-producer → Kafka → copycat (killed with
+SIGKILL mid-way and restarted) → raw/ → copydog → clean/ → warehouse-loader (SQLite) →
+verifier (all stores agree); DuckDB (an engine others wrote) reads exactly the files the
 newest manifest names and agrees with its row counts and check values, and with the
 result computed here from what was sent."""
 
@@ -25,6 +26,16 @@ SCHEMA = {
         {"name": "amount", "type": "long"},
     ],
 }
+
+
+def _archived_ends(root, topic):
+    """Per partition, the last offset the raw file names hold."""
+    ends = {}
+    for f in (root / "raw" / topic).glob("partition=*/date=*/hour=*/*.parquet"):
+        p = f.parts[-4].split("=")[1]
+        last = int(f.stem.split("-")[1])
+        ends[p] = max(ends.get(p, -1), last)
+    return ends
 
 
 def metric(admin, name):
@@ -81,11 +92,31 @@ def test_clean_archive_is_what_duckdb_reads(registry):
             f"--registry={registry.grpc}", f"--kafka-bootstrap={bootstrap}",
             f"--object-store={store}", f"--topics=^{topic}$", f"--group-id=cc-{topic}",
             "--idle-flush=1s", "--admin-listen=127.0.0.1:0",
+            # The killed member's partitions move on sooner than the 45 s default.
+            "--kafka-option=session.timeout.ms=6000",
         ]
+        # The first copycat is killed with SIGKILL once it has written some files; the
+        # second must finish the archive with every offset exactly once.
+        with launch("copycat", copycat_args + ["--max-file-records=100"], {"admin"}) as (proc, addrs):
+            deadline = time.time() + 60
+            while metric(addrs["admin"], "onepipe_copycat_records_archived_total") < 200:
+                assert time.time() < deadline, "copycat archived nothing in 60 s"
+                time.sleep(0.1)
+            proc.kill()
+            proc.wait(timeout=30)
         with launch("copycat", copycat_args, {"admin"}) as (proc, addrs):
             deadline = time.time() + 60
-            while metric(addrs["admin"], "onepipe_copycat_records_archived_total") < produced:
-                assert time.time() < deadline, "copycat did not archive every record in 60 s"
+            while True:
+                check = subprocess.run(
+                    [str(binary("onepipe")), "archive", "check", "--topic", topic, f"--object-store={store}"],
+                    capture_output=True, text=True,
+                )
+                archived = sum(
+                    int(w) + 1 for w in _archived_ends(pathlib.Path(tmp) / "archive", topic).values()
+                )
+                if check.returncode == 0 and archived == produced:
+                    break
+                assert time.time() < deadline, f"archive incomplete after the restart: {check.stdout}"
                 time.sleep(0.5)
             proc.terminate()
             assert proc.wait(timeout=30) == 0
@@ -96,6 +127,22 @@ def test_clean_archive_is_what_duckdb_reads(registry):
             capture_output=True, text=True,
         )
         assert run.returncode == 0, run.stderr
+
+        # Load a SQLite warehouse and verify raw, clean and the warehouse agree.
+        warehouse = f"sqlite://{tmp}/mart.db"
+        load = subprocess.run(
+            [str(binary("warehouse-loader")), f"--registry={registry.grpc}", f"--object-store={store}",
+             f"--database={warehouse}", f"--datasets={topic}", "--once", "--admin-listen=127.0.0.1:0"],
+            capture_output=True, text=True,
+        )
+        assert load.returncode == 0, load.stderr[-3000:]
+        verify = subprocess.run(
+            [str(binary("verifier")), f"--registry={registry.grpc}", f"--object-store={store}",
+             f"--warehouse={warehouse}", "check", "--dataset", topic],
+            capture_output=True, text=True,
+        )
+        assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr[-2000:]
+        assert "verdict: all stores agree" in verify.stdout
 
         manifests = sorted((pathlib.Path(tmp) / "archive" / "clean" / topic / "_manifests").glob("*.json"))
         manifest = json.loads(manifests[-1].read_text())
