@@ -1,6 +1,6 @@
 //! `onepipe query`: ad-hoc SQL over the clean archive with DataFusion. Every topic with a
-//! manifest is a table (named like warehouse tables: lower-cased, characters outside
-//! `[a-z0-9_]` replaced by `_`) over exactly the files its newest manifest names — never
+//! manifest is a table (named as warehouse-loader names warehouse tables: lower-cased,
+//! characters outside `[a-z0-9_]` replaced by `_`) over exactly the files its newest manifest names — never
 //! a glob, so superseded versions and orphans of crashed runs are never read.
 
 use std::io::Write;
@@ -24,21 +24,6 @@ pub enum Format {
     Table,
     Csv,
     Json,
-}
-
-/// The SQL name of a topic's table.
-pub fn table_name(topic: &str) -> String {
-    topic
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// The topics that have a clean archive (a `clean/{topic}/` folder).
@@ -90,7 +75,7 @@ pub async fn run(
             .infer_schema(&ctx.state())
             .await
             .with_context(|| format!("reading the schema of {topic}"))?;
-        let name = table_name(&topic);
+        let name = onepipe_warehouse_loader::names::sql_name(&topic);
         ctx.register_table(name.as_str(), Arc::new(ListingTable::try_new(config)?))?;
         registered.push(name);
     }

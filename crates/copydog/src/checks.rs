@@ -83,9 +83,15 @@ fn int_json(v: i128) -> Json {
     }
 }
 
-fn decimal_text(v: i128, scale: i8) -> String {
+/// A decimal with exactly `scale` fraction digits (as PostgreSQL prints numeric(p, s)).
+pub fn decimal_text(v: i128, scale: i8) -> String {
     if scale <= 0 {
-        return format!("{v}{}", "0".repeat(scale.unsigned_abs() as usize));
+        let zeros = "0".repeat(scale.unsigned_abs() as usize);
+        return if v == 0 {
+            "0".to_string()
+        } else {
+            format!("{v}{zeros}")
+        };
     }
     let scale = scale as usize;
     let digits = v.unsigned_abs().to_string();

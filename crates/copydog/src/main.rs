@@ -135,16 +135,9 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let store = onepipe_core::store::open(&cli.object_store)?;
     if let Some(addr) = &cli.admin_listen {
-        let listener = tokio::net::TcpListener::bind(addr)
+        admin::serve_probes(addr)
             .await
             .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
-        let ready: admin::ReadyCheck = std::sync::Arc::new(|| Box::pin(async { Ok(()) }));
-        tokio::spawn(admin::serve(
-            listener,
-            admin::router(ready, admin::Metrics::new(), None),
-            "admin",
-            std::future::pending(),
-        ));
     }
     let registry = SchemaRegistry::connect(
         &cli.registry,

@@ -168,6 +168,21 @@ pub async fn serve(
         .await
 }
 
+/// For batch jobs (copydog, `verifier check`): serves /healthz, /readyz (always ready)
+/// and an empty /metrics on `addr` in the background for as long as the process runs,
+/// so schedulers can probe them like services.
+pub async fn serve_probes(addr: &str) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    let ready: ReadyCheck = Arc::new(|| Box::pin(async { Ok(()) }));
+    tokio::spawn(serve(
+        listener,
+        router(ready, Metrics::new(), None),
+        "admin",
+        std::future::pending(),
+    ));
+    Ok(())
+}
+
 /// Completes on SIGTERM or Ctrl-C (every service stops taking work then).
 pub async fn shutdown_signal() {
     let ctrl_c = async {

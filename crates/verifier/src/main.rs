@@ -149,16 +149,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_keys,
         } => {
             if let Some(addr) = &cli.admin_listen {
-                let listener = tokio::net::TcpListener::bind(addr)
+                admin::serve_probes(addr)
                     .await
                     .with_context(|| format!("binding {addr}"))?;
-                let ready: admin::ReadyCheck = Arc::new(|| Box::pin(async { Ok(()) }));
-                tokio::spawn(admin::serve(
-                    listener,
-                    admin::router(ready, Metrics::new(), None),
-                    "admin",
-                    std::future::pending(),
-                ));
             }
             let datasets = match dataset {
                 Some(d) => vec![d.clone()],

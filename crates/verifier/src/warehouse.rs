@@ -15,24 +15,9 @@ use sqlx::postgres::PgPool;
 use crate::canonical::is_scalar;
 use crate::checks::CheckValues;
 
-/// The table of a dataset in a warehouse.
-pub fn table_name(topic: &str) -> String {
-    topic
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-pub fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
+// Table and column names exactly as warehouse-loader creates them (one definition).
+use onepipe_warehouse_loader::names::qualified;
+pub use onepipe_warehouse_loader::names::{quote, sql_name as table_name};
 
 /// The SQL text of a column, as `canonical::value_text` writes it (NULL stays NULL).
 pub fn text_expr(column: &str, dt: &DataType) -> String {
@@ -134,7 +119,7 @@ async fn sqlite_checks(
     meta: &TopicMetadata,
     fields: &[Field],
 ) -> Result<BTreeMap<String, CheckValues>, String> {
-    let table = quote(&table_name(&meta.topic));
+    let table = qualified(None, &table_name(&meta.topic));
     let mut names = vec!["rows".to_string()];
     let mut exprs = vec!["count(*)".to_string()];
     for check in meta.effective_checks() {
@@ -181,7 +166,7 @@ pub async fn keys(db: &Db, meta: &TopicMetadata, date: &str) -> Result<Vec<Strin
     let Db::Sqlite(pool) = db else {
         return Err("keys() is for SQLite warehouses".to_string());
     };
-    let table = quote(&table_name(&meta.topic));
+    let table = qualified(None, &table_name(&meta.topic));
     let cols: Vec<String> = meta
         .unique_key
         .iter()
@@ -210,7 +195,7 @@ async fn pg_checks(
     meta: &TopicMetadata,
     fields: &[Field],
 ) -> Result<BTreeMap<String, CheckValues>, String> {
-    let table = format!("{}.{}", quote(schema), quote(&table_name(&meta.topic)));
+    let table = qualified(Some(schema), &table_name(&meta.topic));
     let find = |name: &str| {
         fields
             .iter()
@@ -304,7 +289,7 @@ pub async fn buckets(
     bits: u32,
     parent: Option<(u32, u64)>,
 ) -> Result<Buckets, String> {
-    let table = format!("{}.{}", quote(schema), quote(&table_name(&meta.topic)));
+    let table = qualified(Some(schema), &table_name(&meta.topic));
     let key = format!(
         "(('x' || substr(md5({}), 1, 16))::bit(64))",
         key_text_sql(meta, fields)?
@@ -343,7 +328,7 @@ pub async fn keyed_rows(
     date: &str,
     range: (u32, u64),
 ) -> Result<Vec<(String, i64)>, String> {
-    let table = format!("{}.{}", quote(schema), quote(&table_name(&meta.topic)));
+    let table = qualified(Some(schema), &table_name(&meta.topic));
     let key_text = key_text_sql(meta, fields)?;
     let key = format!("(('x' || substr(md5({key_text}), 1, 16))::bit(64))");
     let sql = format!(
