@@ -17,63 +17,154 @@ pub fn compute(
     batch: &RecordBatch,
     meta: &TopicMetadata,
 ) -> Result<BTreeMap<String, Json>, String> {
-    let mut out = BTreeMap::new();
-    for check in meta.effective_checks() {
-        let value = match &check {
-            Check::CountDistinctUniqueKey => json!(batch.num_rows()),
-            Check::Sum(f) => sum(&column_at(batch, f)?).map_err(|e| format!("{check}: {e}"))?,
-            Check::Min(f) => extreme(&column_at(batch, f)?, false)?,
-            Check::Max(f) => extreme(&column_at(batch, f)?, true)?,
-            Check::RowChecksum => continue,
-        };
-        out.insert(check.to_string(), value);
-    }
-    Ok(out)
+    let mut acc = Accumulator::new(meta);
+    acc.add(batch)?;
+    acc.finish()
 }
 
-fn sum(column: &ArrayRef) -> Result<Json, String> {
-    Ok(match column.data_type() {
-        DataType::Int32 => int_json(
-            column
+/// Check values over rows that arrive in several batches (a date merged in pieces).
+pub struct Accumulator {
+    states: Vec<(Check, State)>,
+}
+
+enum State {
+    Count(u64),
+    /// Integer and decimal sums are exact; the scale is known after the first batch.
+    Sum {
+        exact: i128,
+        float: f64,
+        kind: Option<DataType>,
+    },
+    /// The extreme so far as a one-value array (`None` before the first batch).
+    Extreme {
+        value: Option<ArrayRef>,
+        largest: bool,
+    },
+}
+
+impl Accumulator {
+    pub fn new(meta: &TopicMetadata) -> Self {
+        let states = meta
+            .effective_checks()
+            .into_iter()
+            .filter_map(|check| {
+                let state = match &check {
+                    Check::CountDistinctUniqueKey => State::Count(0),
+                    Check::Sum(_) => State::Sum {
+                        exact: 0,
+                        float: 0.0,
+                        kind: None,
+                    },
+                    Check::Min(_) => State::Extreme {
+                        value: None,
+                        largest: false,
+                    },
+                    Check::Max(_) => State::Extreme {
+                        value: None,
+                        largest: true,
+                    },
+                    Check::RowChecksum => return None,
+                };
+                Some((check, state))
+            })
+            .collect();
+        Accumulator { states }
+    }
+
+    /// Adds the rows of `batch` (rows of other batches must have other unique keys).
+    pub fn add(&mut self, batch: &RecordBatch) -> Result<(), String> {
+        for (check, state) in &mut self.states {
+            let check: &Check = check;
+            match (check, state) {
+                (_, State::Count(n)) => *n += batch.num_rows() as u64,
+                (Check::Sum(f), State::Sum { exact, float, kind }) => {
+                    let column = column_at(batch, f)?;
+                    add_sum(&column, exact, float).map_err(|e| format!("{check}: {e}"))?;
+                    kind.get_or_insert_with(|| column.data_type().clone());
+                }
+                (Check::Min(f) | Check::Max(f), State::Extreme { value, largest }) => {
+                    let column = column_at(batch, f)?;
+                    let candidates = match value.take() {
+                        Some(v) => arrow::compute::concat(&[v.as_ref(), column.as_ref()])
+                            .map_err(|e| e.to_string())?,
+                        None => column,
+                    };
+                    *value = Some(match extreme_index(&candidates, *largest)? {
+                        Some(i) => candidates.slice(i, 1),
+                        None => candidates.slice(0, 0),
+                    });
+                }
+                _ => return Err(format!("{check}: internal error, wrong accumulator")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The values by check name.
+    pub fn finish(self) -> Result<BTreeMap<String, Json>, String> {
+        let mut out = BTreeMap::new();
+        for (check, state) in self.states {
+            let value = match state {
+                State::Count(n) => json!(n),
+                State::Sum { exact, float, kind } => match kind {
+                    Some(DataType::Float32 | DataType::Float64) => json!(float),
+                    Some(DataType::Decimal128(_, scale)) => json!(decimal_text(exact, scale)),
+                    _ => int_json(exact),
+                },
+                State::Extreme { value, .. } => match value {
+                    Some(v) if !v.is_empty() => extreme_json(&v, 0)?,
+                    _ => Json::Null,
+                },
+            };
+            out.insert(check.to_string(), value);
+        }
+        Ok(out)
+    }
+}
+
+fn add_sum(column: &ArrayRef, exact: &mut i128, float: &mut f64) -> Result<(), String> {
+    match column.data_type() {
+        DataType::Int32 => {
+            *exact += column
                 .as_primitive::<Int32Type>()
                 .iter()
                 .flatten()
                 .map(i128::from)
-                .sum(),
-        ),
-        DataType::Int64 => int_json(
-            column
+                .sum::<i128>();
+        }
+        DataType::Int64 => {
+            *exact += column
                 .as_primitive::<Int64Type>()
                 .iter()
                 .flatten()
                 .map(i128::from)
-                .sum(),
-        ),
-        DataType::Float32 => json!(
-            column
+                .sum::<i128>();
+        }
+        DataType::Float32 => {
+            *float += column
                 .as_primitive::<Float32Type>()
                 .iter()
                 .flatten()
                 .map(f64::from)
-                .sum::<f64>()
-        ),
-        DataType::Float64 => json!(
-            column
+                .sum::<f64>();
+        }
+        DataType::Float64 => {
+            *float += column
                 .as_primitive::<Float64Type>()
                 .iter()
                 .flatten()
-                .sum::<f64>()
-        ),
-        DataType::Decimal128(_, scale) => {
-            let total: i128 = column
+                .sum::<f64>();
+        }
+        DataType::Decimal128(_, _) => {
+            *exact += column
                 .as_primitive::<arrow::datatypes::Decimal128Type>()
                 .iter()
                 .flatten()
-                .sum();
-            json!(decimal_text(total, *scale))
+                .sum::<i128>();
         }
         other => return Err(format!("cannot sum a {other} column")),
-    })
+    }
+    Ok(())
 }
 
 fn int_json(v: i128) -> Json {
@@ -100,9 +191,8 @@ pub fn decimal_text(v: i128, scale: i8) -> String {
     format!("{}{int}.{frac}", if v < 0 { "-" } else { "" })
 }
 
-/// The smallest or largest non-null value (null when there is none), as a number for
-/// integer columns and as Arrow's display text otherwise.
-fn extreme(column: &ArrayRef, largest: bool) -> Result<Json, String> {
+/// Where the smallest or largest non-null value is (`None` when all are null).
+fn extreme_index(column: &ArrayRef, largest: bool) -> Result<Option<usize>, String> {
     let indices = sort_to_indices(
         column,
         Some(SortOptions {
@@ -112,12 +202,16 @@ fn extreme(column: &ArrayRef, largest: bool) -> Result<Json, String> {
         Some(1),
     )
     .map_err(|e| e.to_string())?;
-    let Some(i) = indices.iter().flatten().next().map(|i| i as usize) else {
-        return Ok(Json::Null);
-    };
-    if column.is_null(i) {
-        return Ok(Json::Null);
-    }
+    Ok(indices
+        .iter()
+        .flatten()
+        .next()
+        .map(|i| i as usize)
+        .filter(|i| column.is_valid(*i)))
+}
+
+/// The value at `i`: a number for integer columns, Arrow's display text otherwise.
+fn extreme_json(column: &ArrayRef, i: usize) -> Result<Json, String> {
     Ok(match column.data_type() {
         DataType::Int32 => json!(column.as_primitive::<Int32Type>().value(i)),
         DataType::Int64 => json!(column.as_primitive::<Int64Type>().value(i)),

@@ -27,6 +27,8 @@ pub enum Error {
     Conflict { topic: String, attempts: u32 },
     #[error("{0}")]
     Usage(String),
+    #[error("spilling to local disk: {0}")]
+    Spill(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -21,6 +21,7 @@ pub mod columns;
 pub mod error;
 pub mod merge;
 pub mod run;
+pub mod spill;
 pub mod vacuum;
 
 pub use error::{Error, Result};

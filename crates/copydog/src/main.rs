@@ -56,10 +56,15 @@ enum Command {
         /// Most rows per clean Parquet file.
         #[arg(long, env = "ONEPIPE_MAX_FILE_ROWS", default_value_t = 1_000_000)]
         max_file_rows: usize,
-        /// Refuse (with an error naming the date) to merge a date whose rows would take
-        /// more memory than this (e.g. 2GB, 512MB); a date is merged in memory.
-        #[arg(long, env = "ONEPIPE_MEMORY_LIMIT", value_parser = parse_size)]
-        memory_limit: Option<usize>,
+        /// Memory for rows being merged (e.g. 256MB, 2GB). A date larger than this is
+        /// merged through spill files on local disk instead, in pieces that fit; the
+        /// process needs somewhat more than this in all.
+        #[arg(long, env = "ONEPIPE_MEMORY_LIMIT", default_value = "1GiB", value_parser = parse_size)]
+        memory_limit: usize,
+        /// Folder for spill files (a private folder inside it is removed after the run);
+        /// it needs free space about twice the size of the largest date.
+        #[arg(long, env = "ONEPIPE_SPILL_DIR", default_value_os_t = std::env::temp_dir())]
+        spill_dir: std::path::PathBuf,
     },
     /// Delete clean files that none of the last --keep manifests names.
     Vacuum {
@@ -154,6 +159,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             allow_rejects,
             max_file_rows,
             memory_limit,
+            spill_dir,
         } => {
             let topics = match topic {
                 Some(t) => vec![t],
@@ -163,6 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 allow_rejects,
                 max_file_rows,
                 memory_limit,
+                spill_dir,
                 ..RunOptions::default()
             };
             let mut rejected = 0;

@@ -51,6 +51,29 @@ pub fn column_at(batch: &RecordBatch, path: &str) -> Result<ArrayRef, String> {
     Ok(array)
 }
 
+/// The columns rows are sorted by: the sort key, the unique key, then the Kafka position
+/// (so the order is total and the output the same for the same input).
+pub fn order_columns(batch: &RecordBatch, meta: &TopicMetadata) -> Result<Vec<ArrayRef>, String> {
+    let mut columns = Vec::new();
+    for p in meta.sort_key.iter().chain(meta.unique_key.iter()) {
+        columns.push(column_at(batch, p)?);
+    }
+    for c in [PARTITION_COLUMN, OFFSET_COLUMN] {
+        columns.push(batch.column_by_name(c).ok_or("no kafka column")?.clone());
+    }
+    Ok(columns)
+}
+
+/// The unique key of every row in the Arrow row format (equal keys, equal bytes).
+pub fn key_rows_of(batch: &RecordBatch, meta: &TopicMetadata) -> Result<Rows, String> {
+    let key_columns = meta
+        .unique_key
+        .iter()
+        .map(|p| column_at(batch, p))
+        .collect::<Result<Vec<_>, _>>()?;
+    rows_of(&key_columns)
+}
+
 fn rows_of(columns: &[ArrayRef]) -> Result<Rows, String> {
     let fields = columns
         .iter()
@@ -66,12 +89,7 @@ fn rows_of(columns: &[ArrayRef]) -> Result<Rows, String> {
 /// Kafka position, so the order is total and the output the same for the same input).
 pub fn merge(batch: &RecordBatch, meta: &TopicMetadata) -> Result<Merged, String> {
     let n = batch.num_rows();
-    let key_columns = meta
-        .unique_key
-        .iter()
-        .map(|p| column_at(batch, p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let keys = rows_of(&key_columns)?;
+    let keys = key_rows_of(batch, meta)?;
     let partitions = batch
         .column_by_name(PARTITION_COLUMN)
         .ok_or("no _kafka_partition column")?
@@ -150,15 +168,7 @@ pub fn merge(batch: &RecordBatch, meta: &TopicMetadata) -> Result<Merged, String
     let deduped =
         take_record_batch(batch, &UInt32Array::from(winners)).map_err(|e| e.to_string())?;
 
-    // Sort: sort key, unique key, then Kafka position.
-    let mut order_columns = Vec::new();
-    for p in meta.sort_key.iter().chain(meta.unique_key.iter()) {
-        order_columns.push(column_at(&deduped, p)?);
-    }
-    for c in [PARTITION_COLUMN, OFFSET_COLUMN] {
-        order_columns.push(deduped.column_by_name(c).ok_or("no kafka column")?.clone());
-    }
-    let rows = rows_of(&order_columns)?;
+    let rows = rows_of(&order_columns(&deduped, meta)?)?;
     let mut indices: Vec<u32> =
         (0..u32::try_from(deduped.num_rows()).unwrap_or(u32::MAX)).collect();
     // The order is total (the Kafka position ends it), so an unstable sort is exact.
@@ -242,12 +252,7 @@ fn concurrent_winner(a: &Clock, b: &Clock, pa: (i32, i64), pb: (i32, i64)) -> bo
 
 /// A column of key rows, for tests and the verifier.
 pub fn key_rows(batch: &RecordBatch, meta: &TopicMetadata) -> Result<Vec<Vec<u8>>, String> {
-    let key_columns = meta
-        .unique_key
-        .iter()
-        .map(|p| column_at(batch, p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let rows = rows_of(&key_columns)?;
+    let rows = key_rows_of(batch, meta)?;
     Ok((0..batch.num_rows())
         .map(|i| rows.row(i).data().to_vec())
         .collect())

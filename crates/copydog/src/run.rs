@@ -2,6 +2,7 @@
 //! records into the touched dates, write new version folders, commit the next manifest.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use apache_avro::Schema as Avro;
@@ -32,6 +33,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::columns::Mapping;
 use crate::error::{Error, Result};
+use crate::spill::{Budget, DateRows, Pending, RunMerger, Runs};
 use crate::{OFFSET_COLUMN, PARTITION_COLUMN, SCHEMA_ID_COLUMN, TIMESTAMP_COLUMN, checks, merge};
 
 /// How a run behaves.
@@ -43,8 +45,10 @@ pub struct RunOptions {
     pub max_file_rows: usize,
     /// Attempts when another run commits first.
     pub attempts: u32,
-    /// Most bytes of Arrow data one date may take when merged; `None`: no limit.
-    pub memory_limit: Option<usize>,
+    /// Memory for rows (Arrow bytes); past it dates spill to `spill_dir`.
+    pub memory_limit: usize,
+    /// Where spill files go (a private folder inside, removed after the run).
+    pub spill_dir: PathBuf,
 }
 
 impl Default for RunOptions {
@@ -53,7 +57,8 @@ impl Default for RunOptions {
             allow_rejects: false,
             max_file_rows: 1_000_000,
             attempts: 5,
-            memory_limit: None,
+            memory_limit: 1 << 30,
+            spill_dir: std::env::temp_dir(),
         }
     }
 }
@@ -123,6 +128,12 @@ pub async fn run_topic(
                 )
             })
             .collect();
+        let mut pending = Pending::new(
+            Budget::new(opts.memory_limit),
+            opts.spill_dir.clone(),
+            target.clone(),
+            &meta,
+        );
         let decoded = read_new(
             store.as_ref(),
             registry,
@@ -133,6 +144,7 @@ pub async fn run_topic(
             &target,
             &plan,
             &watermarks_before,
+            &mut |date, batch| pending.push(date, batch).map_err(Error::Spill),
         )
         .await?;
         summary.records = decoded.records;
@@ -159,14 +171,14 @@ pub async fn run_topic(
         for (p, w) in &decoded.watermarks {
             next.watermarks.insert(p.to_string(), *w);
         }
-        let mut by_date = decoded.by_date;
         if schema_changed && let Some(m) = &current {
             for date in m.dates.keys() {
-                by_date.entry(*date).or_default();
+                pending.touch(*date);
             }
         }
-        for (date, batches) in by_date {
+        for date in pending.dates() {
             let previous = current.as_ref().and_then(|m| m.dates.get(&date));
+            let rows = pending.take(date);
             let entry = merge_date(
                 store.as_ref(),
                 &meta,
@@ -174,7 +186,8 @@ pub async fn run_topic(
                 &target,
                 date,
                 previous,
-                batches,
+                rows,
+                &mut pending,
                 opts,
             )
             .await?;
@@ -242,7 +255,6 @@ type Position = (i32, i64, i64, u32);
 
 struct NewRecords {
     records: u64,
-    by_date: BTreeMap<NaiveDate, Vec<RecordBatch>>,
     rejects: Vec<Reject>,
     watermarks: BTreeMap<i32, i64>,
 }
@@ -258,10 +270,10 @@ async fn read_new(
     target: &SchemaRef,
     plan: &[RawFile],
     watermarks: &HashMap<i32, i64>,
+    sink: &mut dyn FnMut(NaiveDate, RecordBatch) -> Result<()>,
 ) -> Result<NewRecords> {
     let mut out = NewRecords {
         records: 0,
-        by_date: BTreeMap::new(),
         rejects: Vec::new(),
         watermarks: BTreeMap::new(),
     };
@@ -328,15 +340,29 @@ async fn read_new(
             let g = groups.entry(date).or_default();
             g.0.push(value);
             g.1.push((r.partition, r.offset, r.timestamp, id));
+            // Decoded values are large: turn them into columns every few thousand.
+            if g.0.len() >= CONVERT_ROWS {
+                let (values, positions) = std::mem::take(g);
+                let batch = to_batch(mapping, target, &values, &positions)
+                    .map_err(|e| Error::Convert(path.clone(), e))?;
+                drop(values);
+                sink(date, batch)?;
+            }
         }
         for (date, (values, positions)) in groups {
+            if values.is_empty() {
+                continue;
+            }
             let batch = to_batch(mapping, target, &values, &positions)
                 .map_err(|e| Error::Convert(path.clone(), e))?;
-            out.by_date.entry(date).or_default().push(batch);
+            sink(date, batch)?;
         }
     }
     Ok(out)
 }
+
+/// Records decoded before they are turned into Arrow columns.
+const CONVERT_ROWS: usize = 4096;
 
 /// What `clean/` should hold for `topic` by the raw archive alone: every raw record up to
 /// `watermarks` (per partition, inclusive) decoded into the newest schema and merged per
@@ -363,7 +389,8 @@ pub async fn expected_view(
         .collect();
     plan.sort_by_key(|f| (f.partition, f.first_offset));
     let from = HashMap::new();
-    let mut decoded = read_new(
+    let mut by_date: BTreeMap<NaiveDate, Vec<RecordBatch>> = BTreeMap::new();
+    let decoded = read_new(
         store,
         registry,
         &meta,
@@ -373,11 +400,15 @@ pub async fn expected_view(
         &target,
         &plan,
         &from,
+        &mut |date, batch| {
+            by_date.entry(date).or_default().push(batch);
+            Ok(())
+        },
     )
     .await?;
     // Records past the watermarks were not merged into clean/ yet: leave them out.
     let mut out = BTreeMap::new();
-    for (date, batches) in std::mem::take(&mut decoded.by_date) {
+    for (date, batches) in by_date {
         let all = concat_batches(&target, &batches)
             .map_err(|e| Error::Convert(date.to_string(), e.to_string()))?;
         let kept =
@@ -529,6 +560,12 @@ fn to_batch(
     RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())
 }
 
+/// The merged rows of a date, in memory or as sorted runs on disk.
+enum Sorted {
+    Memory(RecordBatch),
+    Runs(Vec<PathBuf>),
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn merge_date(
     store: &dyn ObjectStore,
@@ -537,56 +574,219 @@ async fn merge_date(
     target: &SchemaRef,
     date: NaiveDate,
     previous: Option<&DateEntry>,
-    mut batches: Vec<RecordBatch>,
+    mut rows: DateRows,
+    pending: &mut Pending<'_>,
     opts: &RunOptions,
 ) -> Result<DateEntry> {
+    let budget = pending.budget();
+    let spill = |rows: &mut DateRows, pending: &mut Pending<'_>| -> Result<()> {
+        if rows.spilled.is_none() {
+            eprintln!(
+                "copydog: {} date={date}: over the memory budget, spilling to local disk",
+                meta.topic
+            );
+        }
+        let dir = pending.dir().map_err(Error::Spill)?;
+        rows.spill(dir, target, meta).map_err(Error::Spill)
+    };
     if let Some(p) = previous {
         for file in &p.files {
             let bytes = store.get(&Path::from(file.as_str())).await?.bytes().await?;
-            for batch in read_parquet(file, bytes)? {
-                batches.push(
+            for batch in parquet_batches(file, bytes)? {
+                let batch = batch?;
+                rows.push(
                     adapt(&batch, target, mapping).map_err(|e| Error::Convert(file.clone(), e))?,
                 );
+                if rows.bytes > budget.merge_input() {
+                    spill(&mut rows, pending)?;
+                }
             }
         }
     }
-    if let Some(limit) = opts.memory_limit {
-        let bytes: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
-        // Merging holds the input and the output: about twice the input.
-        if bytes.saturating_mul(2) > limit {
-            return Err(Error::Merge(
-                date,
-                format!(
-                    "merging needs about {} MB, over --memory-limit of {} MB; raise the limit \
-                     (dates are merged in memory; spilling is not implemented yet)",
-                    bytes.saturating_mul(2) >> 20,
-                    limit >> 20
-                ),
-            ));
-        }
+    if rows.spilled.is_some() || rows.bytes > budget.merge_input() {
+        spill(&mut rows, pending)?;
     }
-    let all = concat_batches(target, &batches)
-        .map_err(|e| Error::Convert(date.to_string(), e.to_string()))?;
-    let merged = merge::merge(&all, meta).map_err(|e| Error::Merge(date, e))?;
-    let checks = checks::compute(&merged.batch, meta).map_err(|e| Error::Merge(date, e))?;
+    let (sorted, count, bytes, checks, conflicts) = match rows.spilled.take() {
+        None => {
+            let all = concat_batches(target, &rows.batches)
+                .map_err(|e| Error::Convert(date.to_string(), e.to_string()))?;
+            drop(rows);
+            let merged = merge::merge(&all, meta).map_err(|e| Error::Merge(date, e))?;
+            drop(all);
+            let checks = checks::compute(&merged.batch, meta).map_err(|e| Error::Merge(date, e))?;
+            let count = merged.batch.num_rows() as u64;
+            let bytes = merged.batch.get_array_memory_size();
+            (
+                Sorted::Memory(merged.batch),
+                count,
+                bytes,
+                checks,
+                merged.conflicts,
+            )
+        }
+        Some(buckets) => {
+            let buckets = buckets.finish().map_err(Error::Spill)?;
+            let mut runs = Runs::new(meta);
+            let dir = pending.dir().map_err(Error::Spill)?;
+            crate::spill::merge_buckets(dir, buckets, 0, meta, target, budget, &mut runs)
+                .map_err(|e| Error::Merge(date, e))?;
+            let checks = runs.checks.finish().map_err(|e| Error::Merge(date, e))?;
+            (
+                Sorted::Runs(runs.paths),
+                runs.rows,
+                runs.bytes,
+                checks,
+                runs.conflicts,
+            )
+        }
+    };
+    // Files of bounded size: by rows, and by bytes so one file is never built past the
+    // memory budget.
+    let per_row = bytes / usize::try_from(count).unwrap_or(usize::MAX).max(1);
+    let rows_per_file = opts
+        .max_file_rows
+        .min(budget.file_bytes() / per_row.max(1))
+        .max(1);
 
     // The next version folder: above every folder already there, so leftovers of a
     // crashed run are never reused; files are created only if absent, so two runs
     // never write into one folder.
     let mut version = next_version(store, &meta.topic, date, previous).await?;
     loop {
-        match write_version(store, meta, date, version, &merged.batch, opts).await? {
-            Some(files) => {
-                return Ok(DateEntry {
-                    version,
-                    rows: merged.batch.num_rows() as u64,
-                    files,
-                    checks,
-                    merge_conflicts: previous.map_or(0, |p| p.merge_conflicts) + merged.conflicts,
-                });
+        let mut sink = FileSink::new(store, meta, target, date, version, rows_per_file);
+        let complete = match &sorted {
+            Sorted::Memory(batch) => sink.write(batch).await?,
+            Sorted::Runs(paths) => {
+                let mut merger = RunMerger::open(paths, meta, 8192).map_err(Error::Spill)?;
+                let mut complete = true;
+                while let Some(batch) = merger.next_batch().map_err(Error::Spill)? {
+                    if !sink.write(&batch).await? {
+                        complete = false;
+                        break;
+                    }
+                }
+                complete
             }
-            None => version += 1,
+        };
+        if complete && let Some(files) = sink.finish().await? {
+            return Ok(DateEntry {
+                version,
+                rows: count,
+                files,
+                checks,
+                merge_conflicts: previous.map_or(0, |p| p.merge_conflicts) + conflicts,
+            });
         }
+        version += 1;
+    }
+}
+
+/// Writes sorted rows into the Parquet files of one date version, each uploaded when full.
+struct FileSink<'a> {
+    store: &'a dyn ObjectStore,
+    meta: &'a TopicMetadata,
+    schema: &'a SchemaRef,
+    date: NaiveDate,
+    version: u32,
+    rows_per_file: usize,
+    writer: Option<ArrowWriter<Vec<u8>>>,
+    in_file: usize,
+    files: Vec<String>,
+}
+
+impl<'a> FileSink<'a> {
+    fn new(
+        store: &'a dyn ObjectStore,
+        meta: &'a TopicMetadata,
+        schema: &'a SchemaRef,
+        date: NaiveDate,
+        version: u32,
+        rows_per_file: usize,
+    ) -> Self {
+        FileSink {
+            store,
+            meta,
+            schema,
+            date,
+            version,
+            rows_per_file,
+            writer: None,
+            in_file: 0,
+            files: Vec::new(),
+        }
+    }
+
+    /// Appends rows; `false` when the version folder turned out to be taken.
+    async fn write(&mut self, batch: &RecordBatch) -> Result<bool> {
+        let mut start = 0;
+        while start < batch.num_rows() {
+            let len = (batch.num_rows() - start).min(self.rows_per_file - self.in_file);
+            self.writer()?.write(&batch.slice(start, len))?;
+            self.in_file += len;
+            start += len;
+            if self.in_file == self.rows_per_file && !self.close().await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn writer(&mut self) -> Result<&mut ArrowWriter<Vec<u8>>> {
+        if self.writer.is_none() {
+            let props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+                .set_max_row_group_row_count(Some(self.rows_per_file))
+                .build();
+            let w = ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(props))?;
+            self.writer = Some(w);
+        }
+        self.writer
+            .as_mut()
+            .ok_or_else(|| Error::Convert("parquet".into(), "no open file".into()))
+    }
+
+    /// Uploads the open file; `false` when the name was taken.
+    async fn close(&mut self) -> Result<bool> {
+        let Some(writer) = self.writer.take() else {
+            return Ok(true);
+        };
+        let bytes = writer.into_inner()?;
+        self.in_file = 0;
+        let path = CleanFile {
+            topic: self.meta.topic.clone(),
+            date: self.date,
+            version: self.version,
+            part: u32::try_from(self.files.len()).unwrap_or(u32::MAX),
+        }
+        .path();
+        match self
+            .store
+            .put_opts(
+                &Path::from(path.as_str()),
+                PutPayload::from(bytes),
+                PutMode::Create.into(),
+            )
+            .await
+        {
+            Ok(_) => {
+                self.files.push(path);
+                Ok(true)
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Uploads the last file (an empty one when there were no rows): the file names, or
+    /// `None` when the version folder turned out to be taken.
+    async fn finish(mut self) -> Result<Option<Vec<String>>> {
+        if self.writer.is_none() && self.files.is_empty() {
+            self.writer()?;
+        }
+        if !self.close().await? {
+            return Ok(None);
+        }
+        Ok(Some(self.files))
     }
 }
 
@@ -607,46 +807,6 @@ async fn next_version(
     Ok(highest + 1)
 }
 
-/// Writes the files of one date version; `None` when the folder turned out to be taken.
-async fn write_version(
-    store: &dyn ObjectStore,
-    meta: &TopicMetadata,
-    date: NaiveDate,
-    version: u32,
-    batch: &RecordBatch,
-    opts: &RunOptions,
-) -> Result<Option<Vec<String>>> {
-    let mut files = Vec::new();
-    let rows = batch.num_rows();
-    let chunk = opts.max_file_rows.max(1);
-    let parts = rows.div_ceil(chunk).max(1);
-    for part in 0..parts {
-        let start = part * chunk;
-        let slice = batch.slice(start, chunk.min(rows - start.min(rows)));
-        let bytes = write_parquet(&slice)?;
-        let path = CleanFile {
-            topic: meta.topic.clone(),
-            date,
-            version,
-            part: u32::try_from(part).unwrap_or(u32::MAX),
-        }
-        .path();
-        match store
-            .put_opts(
-                &Path::from(path.as_str()),
-                PutPayload::from(bytes),
-                PutMode::Create.into(),
-            )
-            .await
-        {
-            Ok(_) => files.push(path),
-            Err(object_store::Error::AlreadyExists { .. }) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(Some(files))
-}
-
 fn write_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
@@ -656,6 +816,19 @@ fn write_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
     writer.write(batch)?;
     writer.close()?;
     Ok(out)
+}
+
+/// The batches of a Parquet file, read as they are needed.
+fn parquet_batches(
+    path: &str,
+    bytes: Bytes,
+) -> Result<impl Iterator<Item = Result<RecordBatch>> + use<>> {
+    let path = path.to_string();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| Error::Convert(path.clone(), e.to_string()))?
+        .build()
+        .map_err(|e| Error::Convert(path.clone(), e.to_string()))?;
+    Ok(reader.map(move |b| b.map_err(|e| Error::Convert(path.clone(), e.to_string()))))
 }
 
 fn read_parquet(path: &str, bytes: Bytes) -> Result<Vec<RecordBatch>> {

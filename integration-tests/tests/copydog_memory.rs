@@ -1,0 +1,257 @@
+//! copydog in bounded memory: one date of more than 2 GB of decoded rows, merged by the
+//! real `copydog` binary with `--memory-limit 256MB`, its peak RSS measured by the kernel
+//! (`getrusage` of the finished child, through Python's `resource` module). The result is
+//! checked against winners computed here from the generated input.
+//!
+//! Its own test binary, so it runs alone: nothing else competes for memory meanwhile.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
+use onepipe_copycat::raw::{RawBatch, encode};
+use onepipe_core::layout::RawFile;
+use onepipe_core::manifest;
+use onepipe_integration_tests::{
+    create_dataset, endpoint, service_binary, start_registry, unique_name,
+};
+use onepipe_registry::auth::Tokens;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::json;
+
+const EVENT: &str = r#"{"type":"record","name":"Event","namespace":"mem","fields":[
+  {"name":"id","type":"string"},
+  {"name":"version","type":"long"},
+  {"name":"score","type":"long"},
+  {"name":"payload","type":"string"}]}"#;
+
+/// Distinct keys; every tenth also gets a second, newer version.
+const KEYS: i64 = 1_000_000;
+/// Bytes of each payload: with the other columns, over 2 GB of Arrow data in one date.
+const PAYLOAD: usize = 2000;
+const PARTITIONS: i64 = 4;
+/// Records per raw file (about 100 MB of values, within copycat's default 128 MiB).
+const FILE_RECORDS: usize = 50_000;
+/// 2026-11-24T01:00:00Z: every record in one date.
+const TS: i64 = 1_795_482_000_000;
+const LIMIT_MB: u64 = 256;
+const RSS_CEILING_MB: u64 = 1024;
+
+fn score(key: i64, version: i64) -> i64 {
+    let mut x = (key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((version as u64) << 7);
+    x ^= x >> 29;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    ((x >> 24) % 1_000_000_000) as i64
+}
+
+/// A raw record: offset, key, value.
+type Raw = (i64, Vec<u8>, Vec<u8>);
+
+async fn write_raw(store: &dyn ObjectStore, topic: &str, partition: i32, records: &[Raw]) {
+    let mut batch = RawBatch::new(partition);
+    for (offset, key, value) in records {
+        batch.push(*offset, TS, Some(key), Some(value), &[]);
+    }
+    let file = RawFile {
+        topic: topic.to_string(),
+        partition,
+        date: chrono::DateTime::from_timestamp_millis(TS)
+            .unwrap()
+            .date_naive(),
+        hour: 1,
+        first_offset: records[0].0,
+        last_offset: records[records.len() - 1].0,
+    };
+    let bytes = encode(&batch.finish().unwrap()).unwrap();
+    store
+        .put(&Path::from(file.path().as_str()), PutPayload::from(bytes))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_date_over_2gb_merges_with_a_256mb_limit_under_1gb_of_rss() {
+    let (registry_url, _stop) = start_registry(Tokens::default()).await;
+    let topic = unique_name("big_day");
+    create_dataset(
+        &registry_url,
+        &topic,
+        EVENT,
+        "id",
+        PARTITIONS as u32,
+        &[
+            "--merge",
+            "max_by:version",
+            "--sort-key",
+            "score",
+            "--checks",
+            "sum:score,max:score",
+        ],
+    )
+    .await;
+    let registry = SchemaRegistry::connect(&registry_url, RegistryOptions::default()).unwrap();
+    let writer = Serializer::new(registry, Default::default())
+        .writer(&topic, None)
+        .await
+        .unwrap();
+    let store_url = format!(
+        "{}/test-{}",
+        endpoint("ONEPIPE_OBJECT_STORE").trim_end_matches('/'),
+        uuid::Uuid::new_v4().simple()
+    );
+    let store: Arc<dyn ObjectStore> = onepipe_core::store::open(&store_url).unwrap();
+
+    // Payloads are windows into one block of noise: real bytes to hold, cheap to make.
+    let noise: String = (0..65_536u64)
+        .map(|i| char::from(b'a' + (score(i as i64, 0) % 26) as u8))
+        .collect();
+    // Every key once (version 1), then every tenth key again (version 2), spread over the
+    // partitions; the expected winner of each key and the check values follow directly.
+    let mut next_offset = [0i64; PARTITIONS as usize];
+    let mut pending: Vec<Vec<Raw>> = vec![Vec::new(); PARTITIONS as usize];
+    let mut expected: HashMap<String, i64> = HashMap::with_capacity(KEYS as usize);
+    let (mut decoded_bytes, mut records) = (0usize, 0u64);
+    let versions = (0..KEYS)
+        .map(|k| (k, 1))
+        .chain((0..KEYS).step_by(10).map(|k| (k, 2)));
+    for (k, version) in versions {
+        let id = format!("key-{k:08}");
+        let at = (k as usize * 7919) % (noise.len() - PAYLOAD);
+        let payload = &noise[at..at + PAYLOAD];
+        let e = writer
+            .encode_json(&json!({"id": id, "version": version, "score": score(k, version), "payload": payload}))
+            .unwrap();
+        decoded_bytes += id.len() + 8 + 8 + PAYLOAD;
+        records += 1;
+        expected.insert(id, version);
+        let p = (k % PARTITIONS) as usize;
+        pending[p].push((next_offset[p], e.key, e.value));
+        next_offset[p] += 1;
+        if pending[p].len() == FILE_RECORDS {
+            write_raw(store.as_ref(), &topic, p as i32, &pending[p]).await;
+            pending[p].clear();
+        }
+    }
+    for (p, recs) in pending.iter().enumerate() {
+        if !recs.is_empty() {
+            write_raw(store.as_ref(), &topic, p as i32, recs).await;
+        }
+    }
+    assert!(
+        decoded_bytes > 2 << 30,
+        "the date must hold over 2 GB of decoded data, not {decoded_bytes}"
+    );
+    let expected_sum: i64 = expected
+        .iter()
+        .map(|(id, v)| score(id[4..].parse().unwrap(), *v))
+        .sum();
+
+    // The real binary, under a wrapper that reports the child's peak RSS from the kernel.
+    let copydog = service_binary("onepipe-copydog", "copydog");
+    let spill_dir = std::env::temp_dir().join(unique_name("copydog_memory"));
+    std::fs::create_dir_all(&spill_dir).unwrap();
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import resource, subprocess, sys\n\
+             code = subprocess.run(sys.argv[1:]).returncode\n\
+             kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n\
+             print(f'peak_rss_kb={kb}', file=sys.stderr)\n\
+             sys.exit(code)",
+        ])
+        .arg(&copydog)
+        .args([
+            "--registry",
+            &registry_url,
+            "--object-store",
+            &store_url,
+            "run",
+            "--topic",
+            &topic,
+        ])
+        .args(["--memory-limit", &format!("{LIMIT_MB}MB"), "--spill-dir"])
+        .arg(&spill_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "copydog failed:\n{stderr}");
+    let peak_kb: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("peak_rss_kb="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS reported:\n{stderr}"));
+    eprintln!(
+        "copydog merged {records} records ({} MB decoded) with --memory-limit {LIMIT_MB}MB: \
+         peak RSS {} MB",
+        decoded_bytes >> 20,
+        peak_kb >> 10
+    );
+    assert!(
+        stderr.contains("spilling"),
+        "the date should have spilled:\n{stderr}"
+    );
+    assert!(
+        peak_kb >> 10 < RSS_CEILING_MB,
+        "peak RSS {} MB is not under {RSS_CEILING_MB} MB",
+        peak_kb >> 10
+    );
+
+    // The result: one row per key with the newest version, sorted by score, and check
+    // values equal to the ones computed from the input.
+    let m = manifest::latest(store.as_ref(), &topic)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.dates.len(), 1);
+    let entry = m.dates.values().next().unwrap();
+    assert_eq!(entry.rows, KEYS as u64);
+    assert!(
+        entry.files.len() > 1,
+        "files of bounded size: {:?}",
+        entry.files
+    );
+    assert_eq!(entry.checks["count_distinct(unique_key)"], json!(KEYS));
+    assert_eq!(entry.checks["sum(score)"], json!(expected_sum));
+    let mut seen = 0usize;
+    let mut last_score = i64::MIN;
+    for f in &entry.files {
+        let bytes = store
+            .get(&Path::from(f.as_str()))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 2]);
+        for batch in builder.with_projection(mask).build().unwrap() {
+            let b: RecordBatch = batch.unwrap();
+            let ids = b.column(0).as_string::<i32>();
+            let versions = b.column(1).as_primitive::<Int64Type>();
+            let scores = b.column(2).as_primitive::<Int64Type>();
+            for i in 0..b.num_rows() {
+                let id = ids.value(i);
+                let want = expected
+                    .remove(id)
+                    .unwrap_or_else(|| panic!("{id} is not expected or appears twice"));
+                assert_eq!(versions.value(i), want, "{id}: the newest version wins");
+                assert!(scores.value(i) >= last_score, "{id}: rows sorted by score");
+                last_score = scores.value(i);
+                seen += 1;
+            }
+        }
+    }
+    assert_eq!(seen, KEYS as usize);
+    assert!(expected.is_empty(), "{} keys missing", expected.len());
+    let leftovers: Vec<_> = std::fs::read_dir(&spill_dir).unwrap().flatten().collect();
+    assert!(
+        leftovers.is_empty(),
+        "spill files left behind: {leftovers:?}"
+    );
+    std::fs::remove_dir(&spill_dir).unwrap();
+}
