@@ -258,6 +258,19 @@ async fn max_by_late_records_evolution_rejects_and_vacuum() {
     assert_eq!(s1.manifest, Some(1));
     assert_eq!(s1.records as usize, orders.len());
     assert_eq!(s1.rejected, 0);
+    // The run's progress, as `--admin-listen` serves it on /metrics.
+    let metrics = opts.metrics.render();
+    for line in [
+        format!(
+            "onepipe_copydog_records_total{{topic=\"{topic}\"}} {}",
+            orders.len()
+        ),
+        format!("onepipe_copydog_dates_merged_total{{topic=\"{topic}\"}} 2"),
+        format!("onepipe_copydog_manifest{{topic=\"{topic}\"}} 1"),
+        format!("onepipe_copydog_date_rows{{topic=\"{topic}\",date=\"2026-11-24\"}} 100"),
+    ] {
+        assert!(metrics.contains(&line), "{line:?} not in:\n{metrics}");
+    }
     let m1 = manifest::latest(store.as_ref(), &topic)
         .await
         .unwrap()
@@ -640,4 +653,146 @@ async fn vector_clocks_dominate_and_concurrent_updates_are_counted() {
         .map(|i| (ids.value(i), bodies.value(i)))
         .collect();
     assert_eq!(got, [("a", "a2"), ("b", "b-y"), ("c", "c")]);
+}
+
+/// A date over the memory budget goes through spill files, in its first run and again
+/// when late records arrive (its current clean files are streamed into the buckets too):
+/// the rows and their order are those computed here, and the same as a run that merged
+/// everything in memory.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_date_over_the_memory_limit_spills_and_gives_the_in_memory_result() {
+    let (registry_url, _stop) = start_registry(Tokens::default()).await;
+    let topic = unique_name("big_orders");
+    create_dataset(
+        &registry_url,
+        &topic,
+        ORDER_V1,
+        "order_id",
+        2,
+        &[
+            "--merge",
+            "max_by:version",
+            "--sort-key",
+            "amount",
+            "--partition-time",
+            "at",
+            "--checks",
+            "sum:amount,min:amount,max:amount",
+        ],
+    )
+    .await;
+    let registry = SchemaRegistry::connect(&registry_url, RegistryOptions::default()).unwrap();
+    let w1 = Serializer::new(registry.clone(), Default::default())
+        .writer(&topic, None)
+        .await
+        .unwrap();
+    let (bounded, unbounded) = (store(), store());
+    let spill_dir = std::env::temp_dir().join(unique_name("copydog_spill"));
+    std::fs::create_dir_all(&spill_dir).unwrap();
+    let small = RunOptions {
+        // The smallest budget there is: 4 MB of new rows, 2.7 MB merged at once.
+        memory_limit: 16 << 20,
+        spill_dir: spill_dir.clone(),
+        ..RunOptions::default()
+    };
+    let large = RunOptions::default();
+
+    // Round 1: 80,000 orders on one date; round 2: new versions of every 7th order and
+    // 5,000 new ones, arriving later.
+    let amount = |i: i64, v: i64| (i * 7_919 + v * 104_729) % 1_000_003;
+    let mut orders: Vec<Order> = (0..80_000i64)
+        .map(|i| Order {
+            id: format!("o-{i:06}"),
+            version: 1,
+            at: DAY0 + i,
+            amount: amount(i, 1),
+        })
+        .collect();
+    let round1 = orders.len();
+    orders.extend((0..80_000i64).step_by(7).map(|i| Order {
+        id: format!("o-{i:06}"),
+        version: 2,
+        at: DAY0 + i,
+        amount: amount(i, 2),
+    }));
+    orders.extend((80_000..85_000i64).map(|i| Order {
+        id: format!("o-{i:06}"),
+        version: 1,
+        at: DAY0 + i,
+        amount: amount(i, 1),
+    }));
+    let mut next_offset = [0i64; 2];
+    let mut placed: Vec<(i32, i64, &Order)> = Vec::new();
+    for (round, slice) in [&orders[..round1], &orders[round1..]]
+        .into_iter()
+        .enumerate()
+    {
+        let mut files: [Vec<Raw>; 2] = Default::default();
+        for o in slice {
+            let p = (o.id.len() + o.id.as_bytes()[o.id.len() - 1] as usize) as i32 % 2;
+            let (key, value) = encode_order(&w1, o, None);
+            files[p as usize].push((next_offset[p as usize], DAY0, Some(key), Some(value)));
+            placed.push((p, next_offset[p as usize], o));
+            next_offset[p as usize] += 1;
+        }
+        for (p, recs) in files.iter().enumerate() {
+            write_raw(bounded.as_ref(), &topic, p as i32, recs).await;
+            write_raw(unbounded.as_ref(), &topic, p as i32, recs).await;
+        }
+        let a = run_topic(bounded.clone(), &registry, &topic, &small)
+            .await
+            .unwrap();
+        let b = run_topic(unbounded.clone(), &registry, &topic, &large)
+            .await
+            .unwrap();
+        assert_eq!(a.manifest, Some(round as u64 + 1));
+        assert_eq!(a.dates, b.dates);
+    }
+    let expected = expected_max_by(&placed);
+    let date = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+    let exp = &expected[&date];
+    assert_eq!(exp.len(), 85_000);
+    let m_small = manifest::latest(bounded.as_ref(), &topic)
+        .await
+        .unwrap()
+        .unwrap();
+    let m_large = manifest::latest(unbounded.as_ref(), &topic)
+        .await
+        .unwrap()
+        .unwrap();
+    let rows = clean_rows(bounded.as_ref(), &m_small, date).await;
+    assert_eq!(rows, clean_rows(unbounded.as_ref(), &m_large, date).await);
+    let got: BTreeMap<String, (i64, i64, i32, i64)> = rows
+        .iter()
+        .map(|r| (r.0.clone(), (r.1, r.2, r.3, r.4)))
+        .collect();
+    assert_eq!(rows.len(), got.len(), "one row per key");
+    assert_eq!(&got, exp, "winners");
+    let amounts: Vec<i64> = rows.iter().map(|r| r.2).collect();
+    assert!(amounts.windows(2).all(|w| w[0] <= w[1]), "sorted by amount");
+    assert_eq!(m_small.dates[&date].checks, m_large.dates[&date].checks);
+    let sum: i64 = exp.values().map(|v| v.1).sum();
+    assert_eq!(m_small.dates[&date].checks["sum(amount)"], json!(sum));
+    // Files are cut by bytes under the small budget (a quarter of it each).
+    assert!(
+        m_small.dates[&date].files.len() > m_large.dates[&date].files.len(),
+        "{:?}",
+        m_small.dates[&date].files
+    );
+    // Both rounds went through the spill files; none are left.
+    let spilled = small
+        .metrics
+        .render()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "onepipe_copydog_spilled_bytes_total{{topic=\"{topic}\"}} "
+            ))
+            .map(|v| v.parse::<f64>().unwrap())
+        })
+        .unwrap_or(0.0);
+    assert!(spilled > 12e6, "spilled only {spilled} bytes");
+    assert!(!large.metrics.render().contains("spilled_bytes"));
+    assert_eq!(std::fs::read_dir(&spill_dir).unwrap().count(), 0);
+    std::fs::remove_dir(&spill_dir).unwrap();
 }

@@ -5,13 +5,17 @@
 //! with about three versions each arriving out of order, a version, a timestamp and two
 //! payload columns — written once as a Parquet file. Each side reads that file, keeps
 //! the newest version per key, sorts by (timestamp, key) and writes a Parquet file:
-//! - copydog: `merge::merge` (max_by(version)) between an Arrow Parquet reader and writer;
+//! - copydog in memory: `merge::merge` (max_by(version)) between an Arrow Parquet reader
+//!   and writer;
+//! - copydog bounded (`BENCH_MEMORY_LIMIT_MB`, default 256): the path a date larger than
+//!   `--memory-limit` takes — rows spilled to hash buckets on disk, each merged into a
+//!   sorted run, the runs merged into the output;
 //! - DuckDB (the Python package, in a subprocess): `COPY (SELECT * FROM read_parquet(…)
 //!   QUALIFY row_number() OVER (PARTITION BY key ORDER BY version DESC, _kafka_offset
 //!   DESC) = 1 ORDER BY at, key) TO … (FORMAT parquet)`.
 //!
-//! Both outputs are checked to hold the same number of rows. The figure to watch is the
-//! ratio copydog / DuckDB (aim: at most 1.5). `make bench`, or
+//! The outputs are checked to hold the same number of rows. The figures to watch are the
+//! ratios copydog / DuckDB (aim: at most 1.5). `make bench`, or
 //! `cargo bench -p onepipe-copydog --bench merge` (needs `pip install duckdb`).
 
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use std::time::Instant;
 use arrow::array::{Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use onepipe_copydog::merge::merge;
+use onepipe_copydog::spill::{Budget, Pending, RunMerger, Runs, merge_buckets};
 use onepipe_copydog::{OFFSET_COLUMN, PARTITION_COLUMN};
 use onepipe_core::metadata::TopicMetadata;
 use parquet::arrow::ArrowWriter;
@@ -112,7 +117,24 @@ fn main() {
     w.write(&merged.batch).unwrap();
     w.close().unwrap();
     let copydog = t.elapsed().as_secs_f64();
-    println!("copydog: {copydog:.2} s, {} rows", merged.batch.num_rows());
+    println!(
+        "copydog in memory: {copydog:.2} s, {} rows",
+        merged.batch.num_rows()
+    );
+    let merged_rows = merged.batch.num_rows();
+    drop(merged);
+    drop(all);
+
+    // copydog bounded: every row through the spill files.
+    let limit_mb: usize = std::env::var("BENCH_MEMORY_LIMIT_MB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256);
+    let t = Instant::now();
+    let bounded_rows = bounded(&input, &dir, &schema, &meta, limit_mb << 20);
+    let bounded_secs = t.elapsed().as_secs_f64();
+    println!("copydog bounded ({limit_mb} MB): {bounded_secs:.2} s, {bounded_rows} rows");
+    assert_eq!(bounded_rows, merged_rows, "both paths keep one row per key");
 
     // DuckDB on the same file.
     let script = format!(
@@ -144,14 +166,49 @@ print(secs, rows)
     let duck: f64 = parts.next().unwrap().parse().unwrap();
     let duck_rows: usize = parts.next().unwrap().parse().unwrap();
     println!("duckdb:  {duck:.2} s, {duck_rows} rows");
-    assert_eq!(
-        duck_rows,
-        merged.batch.num_rows(),
-        "both keep one row per key"
-    );
+    assert_eq!(duck_rows, merged_rows, "both keep one row per key");
     println!(
-        "ratio copydog / duckdb: {:.2} (aim: at most 1.5)",
+        "ratio copydog in memory / duckdb: {:.2} (aim: at most 1.5)",
         copydog / duck
     );
+    println!("ratio copydog bounded / duckdb: {:.2}", bounded_secs / duck);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Reads `input`, merges it through spill files within `limit` bytes and writes the
+/// result; the rows written.
+fn bounded(
+    input: &std::path::Path,
+    dir: &std::path::Path,
+    schema: &arrow::datatypes::SchemaRef,
+    meta: &TopicMetadata,
+    limit: usize,
+) -> usize {
+    let budget = Budget::new(limit);
+    let mut pending = Pending::new(budget, dir.to_path_buf(), schema.clone(), meta);
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+    let file = std::fs::File::open(input).unwrap();
+    for batch in ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+    {
+        pending.push(date, batch.unwrap()).unwrap();
+    }
+    let mut rows = pending.take(date);
+    let spill = pending.dir().unwrap();
+    rows.spill(spill, schema, meta).unwrap();
+    let buckets = rows.spilled.take().unwrap().finish().unwrap();
+    let mut runs = Runs::new(meta);
+    merge_buckets(spill, buckets, 0, meta, schema, budget, &mut runs).unwrap();
+    let out = std::fs::File::create(dir.join("bounded.parquet")).unwrap();
+    let mut w = ArrowWriter::try_new(out, schema.clone(), None).unwrap();
+    let mut merger = RunMerger::open(&runs.paths, meta, 8192).unwrap();
+    let mut written = 0;
+    while let Some(b) = merger.next_batch().unwrap() {
+        written += b.num_rows();
+        w.write(&b).unwrap();
+    }
+    w.close().unwrap();
+    written
 }

@@ -139,8 +139,9 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let store = onepipe_core::store::open(&cli.object_store)?;
+    let metrics = admin::Metrics::new();
     if let Some(addr) = &cli.admin_listen {
-        admin::serve_probes(addr)
+        admin::serve_job_admin(addr, metrics.clone())
             .await
             .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
     }
@@ -170,6 +171,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_file_rows,
                 memory_limit,
                 spill_dir,
+                metrics: metrics.clone(),
                 ..RunOptions::default()
             };
             let mut rejected = 0;

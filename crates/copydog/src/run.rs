@@ -22,6 +22,7 @@ use onepipe_client::SchemaRegistry;
 use onepipe_client::codec::DatumDecoder;
 use onepipe_client::json::Mapper;
 use onepipe_copycat::checkpoint::list_raw;
+use onepipe_core::admin::Metrics;
 use onepipe_core::layout::{CLEAN_ROOT, CleanFile, RawFile, clean_date_prefix, raw_topic_prefix};
 use onepipe_core::manifest::{self, DateEntry, Manifest};
 use onepipe_core::metadata::TopicMetadata;
@@ -49,6 +50,8 @@ pub struct RunOptions {
     pub memory_limit: usize,
     /// Where spill files go (a private folder inside, removed after the run).
     pub spill_dir: PathBuf,
+    /// Where the run counts its progress (served on `/metrics` by `--admin-listen`).
+    pub metrics: Metrics,
 }
 
 impl Default for RunOptions {
@@ -59,6 +62,7 @@ impl Default for RunOptions {
             attempts: 5,
             memory_limit: 1 << 30,
             spill_dir: std::env::temp_dir(),
+            metrics: Metrics::new(),
         }
     }
 }
@@ -149,6 +153,19 @@ pub async fn run_topic(
         .await?;
         summary.records = decoded.records;
         summary.rejected = decoded.rejects.len() as u64;
+        let labels = [("topic", topic)];
+        opts.metrics.inc(
+            "onepipe_copydog_records_total",
+            "New raw records read.",
+            &labels,
+            decoded.records,
+        );
+        opts.metrics.inc(
+            "onepipe_copydog_rejected_records_total",
+            "Records that could not be decoded (set aside under clean/{topic}/_rejected/).",
+            &labels,
+            summary.rejected,
+        );
 
         let mut next = Manifest {
             number,
@@ -205,6 +222,19 @@ pub async fn run_topic(
                 entry.version,
                 entry.files.len()
             );
+            let day = date.to_string();
+            opts.metrics.inc(
+                "onepipe_copydog_dates_merged_total",
+                "Date partitions merged and written as a new version.",
+                &labels,
+                1,
+            );
+            opts.metrics.set(
+                "onepipe_copydog_date_rows",
+                "Rows of a date partition after its last merge.",
+                &[("topic", topic), ("date", &day)],
+                entry.rows as f64,
+            );
             summary.dates.insert(date, (entry.rows, entry.version));
             summary.conflicts += entry.merge_conflicts - previous.map_or(0, |p| p.merge_conflicts);
             next.dates.insert(date, entry);
@@ -216,6 +246,12 @@ pub async fn run_topic(
         }
         if manifest::commit(store.as_ref(), &next).await? {
             summary.manifest = Some(number);
+            opts.metrics.set(
+                "onepipe_copydog_manifest",
+                "Number of the last manifest this run committed.",
+                &labels,
+                number as f64,
+            );
             eprintln!(
                 "copydog: {topic}: committed manifest {number} ({} raw files, {} records, {} rejected)",
                 summary.raw_files, summary.records, summary.rejected
@@ -279,7 +315,17 @@ async fn read_new(
     };
     let mut writers: HashMap<u32, Arc<Avro>> = HashMap::new();
     let mapper = Mapper::new(reader);
-    for file in plan {
+    let mut last_progress = std::time::Instant::now();
+    for (n, file) in plan.iter().enumerate() {
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            last_progress = std::time::Instant::now();
+            eprintln!(
+                "copydog: {}: read {n}/{} raw files, {} records",
+                meta.topic,
+                plan.len(),
+                out.records
+            );
+        }
         let path = file.path();
         let bytes = store.get(&Path::from(path.as_str())).await?.bytes().await?;
         let records = onepipe_copycat::raw::decode(&path, bytes)?;
@@ -360,6 +406,9 @@ async fn read_new(
     }
     Ok(out)
 }
+
+/// How often long runs print where they are.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Records decoded before they are turned into Arrow columns.
 const CONVERT_ROWS: usize = 4096;
@@ -626,6 +675,19 @@ async fn merge_date(
         }
         Some(buckets) => {
             let buckets = buckets.finish().map_err(Error::Spill)?;
+            let spilled: usize = buckets.iter().map(|b| b.1).sum();
+            opts.metrics.inc(
+                "onepipe_copydog_spilled_bytes_total",
+                "Arrow bytes of rows merged through spill files on local disk.",
+                &[("topic", &meta.topic)],
+                spilled as u64,
+            );
+            eprintln!(
+                "copydog: {} date={date}: merging {} MB through {} spill buckets",
+                meta.topic,
+                spilled >> 20,
+                buckets.len()
+            );
             let mut runs = Runs::new(meta);
             let dir = pending.dir().map_err(Error::Spill)?;
             crate::spill::merge_buckets(dir, buckets, 0, meta, target, budget, &mut runs)

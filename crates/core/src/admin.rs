@@ -42,6 +42,15 @@ pub struct Metrics {
     families: Arc<Mutex<BTreeMap<&'static str, Family>>>,
 }
 
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let families = self.families.lock().unwrap_or_else(|p| p.into_inner());
+        f.debug_struct("Metrics")
+            .field("families", &families.len())
+            .finish()
+    }
+}
+
 impl Metrics {
     pub fn new() -> Self {
         Self::default()
@@ -172,11 +181,16 @@ pub async fn serve(
 /// and an empty /metrics on `addr` in the background for as long as the process runs,
 /// so schedulers can probe them like services.
 pub async fn serve_probes(addr: &str) -> std::io::Result<()> {
+    serve_job_admin(addr, Metrics::new()).await
+}
+
+/// Like [`serve_probes`], with the job's `metrics` on `/metrics` (progress of long runs).
+pub async fn serve_job_admin(addr: &str, metrics: Metrics) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     let ready: ReadyCheck = Arc::new(|| Box::pin(async { Ok(()) }));
     tokio::spawn(serve(
         listener,
-        router(ready, Metrics::new(), None),
+        router(ready, metrics, None),
         "admin",
         std::future::pending(),
     ));
