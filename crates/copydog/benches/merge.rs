@@ -111,12 +111,18 @@ fn main() {
         .collect();
     let all = arrow::compute::concat_batches(&schema, &batches).unwrap();
     drop(batches);
+    let read = t.elapsed().as_secs_f64();
     let merged = merge(&all, &meta).unwrap();
+    let merging = t.elapsed().as_secs_f64() - read;
     let out = std::fs::File::create(dir.join("copydog.parquet")).unwrap();
     let mut w = ArrowWriter::try_new(out, schema.clone(), None).unwrap();
     w.write(&merged.batch).unwrap();
     w.close().unwrap();
     let copydog = t.elapsed().as_secs_f64();
+    println!(
+        "copydog in memory: read {read:.2} s, merge {merging:.2} s, write {:.2} s",
+        copydog - read - merging
+    );
     println!(
         "copydog in memory: {copydog:.2} s, {} rows",
         merged.batch.num_rows()
@@ -140,7 +146,8 @@ fn main() {
     let script = format!(
         r#"
 import duckdb, time
-con = duckdb.connect(config={{'enable_progress_bar': False}})
+con = duckdb.connect()
+con.execute('SET enable_progress_bar = false')
 t = time.time()
 con.execute("""COPY (SELECT * FROM read_parquet('{input}')
   QUALIFY row_number() OVER (PARTITION BY key ORDER BY version DESC, _kafka_offset DESC) = 1

@@ -106,7 +106,38 @@ pub struct Buckets {
 struct Bucket {
     path: PathBuf,
     writer: Option<StreamWriter<BufWriter<File>>>,
+    /// Bytes written and pending.
     bytes: usize,
+    /// Rows not written yet: written together, as one message, once they are
+    /// [`BUCKET_WRITE_BYTES`], since every message costs the same whatever its rows.
+    pending: Vec<RecordBatch>,
+    pending_bytes: usize,
+}
+
+/// Rows a bucket gathers before it writes them.
+const BUCKET_WRITE_BYTES: usize = 1 << 20;
+
+impl Bucket {
+    fn flush(&mut self, schema: &SchemaRef) -> Result<(), String> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let path = &self.path;
+        let rows = concat_batches(schema, &self.pending).map_err(|e| io_error(path, e))?;
+        self.pending.clear();
+        self.pending_bytes = 0;
+        if self.writer.is_none() {
+            let file = File::create(path).map_err(|e| io_error(path, e))?;
+            self.writer = Some(
+                StreamWriter::try_new(BufWriter::new(file), schema)
+                    .map_err(|e| io_error(path, e))?,
+            );
+        }
+        match &mut self.writer {
+            Some(w) => w.write(&rows).map_err(|e| io_error(path, e)),
+            None => Err(io_error(path, "not open")),
+        }
+    }
 }
 
 impl Buckets {
@@ -116,6 +147,8 @@ impl Buckets {
                 path: dir.file(&format!("bucket-l{level}")),
                 writer: None,
                 bytes: 0,
+                pending: Vec::new(),
+                pending_bytes: 0,
             })
             .collect();
         Ok(Buckets {
@@ -146,22 +179,14 @@ impl Buckets {
             }
             let part =
                 take_record_batch(batch, &UInt32Array::from(indices)).map_err(|e| e.to_string())?;
-            let Bucket {
-                path,
-                writer,
-                bytes,
-            } = &mut self.files[b];
-            if writer.is_none() {
-                let file = File::create(&*path).map_err(|e| io_error(path, e))?;
-                *writer = Some(
-                    StreamWriter::try_new(BufWriter::new(file), &self.schema)
-                        .map_err(|e| io_error(path, e))?,
-                );
+            let bucket = &mut self.files[b];
+            let size = part.get_array_memory_size();
+            bucket.bytes += size;
+            bucket.pending_bytes += size;
+            bucket.pending.push(part);
+            if bucket.pending_bytes >= BUCKET_WRITE_BYTES {
+                bucket.flush(&self.schema)?;
             }
-            if let Some(w) = writer {
-                w.write(&part).map_err(|e| io_error(path, e))?;
-            }
-            *bytes += part.get_array_memory_size();
         }
         Ok(())
     }
@@ -169,7 +194,8 @@ impl Buckets {
     /// Closes the files: the non-empty buckets and their sizes.
     pub fn finish(self) -> Result<Vec<(PathBuf, usize)>, String> {
         let mut out = Vec::new();
-        for bucket in self.files {
+        for mut bucket in self.files {
+            bucket.flush(&self.schema)?;
             if let Some(mut w) = bucket.writer {
                 w.finish().map_err(|e| io_error(&bucket.path, e))?;
                 out.push((bucket.path, bucket.bytes));
