@@ -12,6 +12,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use onepipe_client::codec::WriterSchema;
 use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
+use onepipe_copycat::checkpoint::{Claim, claim, claim_path};
 use onepipe_copycat::raw::{RawBatch, encode};
 use onepipe_copydog::run::{RunOptions, run_topic};
 use onepipe_copydog::vacuum::vacuum;
@@ -495,10 +496,27 @@ async fn max_by_late_records_evolution_rejects_and_vacuum() {
         m3.dates[&day1].version + 2,
         "the orphan's folder is skipped"
     );
+    // Copycat's claims: one for a raw file already merged (vacuumed), one for a range
+    // with no file yet (an upload in flight: kept).
+    let merged_claim = claim_path(&topic, 0, 0);
+    let pending_claim = claim_path(&topic, 1, 1_000_000);
+    for (partition, first_offset) in [(0, 0), (1, 1_000_000)] {
+        let c = Claim {
+            topic: topic.clone(),
+            partition,
+            first_offset,
+            last_offset: first_offset + 10,
+            owner: "test".into(),
+        };
+        claim(store.as_ref(), &c).await.unwrap();
+    }
     let gone = vacuum(store.as_ref(), &topic, std::time::Duration::ZERO, 1, false)
         .await
         .unwrap();
     assert!(gone.deleted.contains(&orphan), "{:?}", gone.deleted);
+    assert_eq!(gone.claims, vec![merged_claim.clone()]);
+    assert!(store.head(&Path::from(merged_claim)).await.is_err());
+    store.head(&Path::from(pending_claim)).await.unwrap();
     for entry in m4.dates.values() {
         for f in &entry.files {
             assert!(!gone.deleted.contains(f));

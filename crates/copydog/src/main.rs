@@ -66,7 +66,8 @@ enum Command {
         #[arg(long, env = "ONEPIPE_SPILL_DIR", default_value_os_t = std::env::temp_dir())]
         spill_dir: std::path::PathBuf,
     },
-    /// Delete clean files that none of the last --keep manifests names.
+    /// Delete clean files that none of the last --keep manifests names, and copycat's
+    /// claims for raw files already merged (older than --older-than too).
     Vacuum {
         /// The topic to vacuum.
         #[arg(long, required_unless_present = "all", conflicts_with = "all")]
@@ -207,9 +208,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         if dry_run { "would delete " } else { "deleted " }
                     );
                 }
+                for path in &s.claims {
+                    println!(
+                        "{}{path}",
+                        if dry_run { "would delete " } else { "deleted " }
+                    );
+                }
                 eprintln!(
-                    "copydog: vacuum {topic}: {} file(s) {}, the last {} manifest(s) kept readable",
+                    "copydog: vacuum {topic}: {} file(s) and {} merged raw-file claim(s) {}, \
+                     the last {} manifest(s) kept readable",
                     s.deleted.len(),
+                    s.claims.len(),
                     if dry_run { "to delete" } else { "deleted" },
                     s.kept_manifests
                 );

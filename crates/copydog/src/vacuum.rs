@@ -1,4 +1,5 @@
-//! `copydog vacuum`: deletes clean files that no recent manifest names.
+//! `copydog vacuum`: deletes clean files that no recent manifest names, and copycat's
+//! claims for raw files that copydog has merged.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -7,8 +8,9 @@ use chrono::Utc;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use onepipe_core::layout::{CLEAN_ROOT, MANIFESTS_DIR};
-use onepipe_core::manifest;
+use onepipe_copycat::checkpoint::list_raw;
+use onepipe_core::layout::{CLEAN_ROOT, MANIFESTS_DIR, raw_topic_prefix};
+use onepipe_core::manifest::{self, Manifest};
 
 use crate::error::Result;
 
@@ -17,6 +19,8 @@ use crate::error::Result;
 pub struct VacuumSummary {
     pub kept_manifests: usize,
     pub deleted: Vec<String>,
+    /// Claims under `raw/{topic}/_claims/` no longer needed.
+    pub claims: Vec<String>,
 }
 
 /// Deletes every object under `clean/{topic}/` (manifests aside) that none of the last
@@ -32,8 +36,10 @@ pub async fn vacuum(
     let numbers = manifest::list(store, topic).await?;
     let recent = &numbers[numbers.len().saturating_sub(keep.max(1))..];
     let mut named = HashSet::new();
+    let mut newest = None;
     for &n in recent {
         let m = manifest::read(store, topic, n).await?;
+        newest = Some(m.clone());
         for entry in m.dates.values() {
             named.extend(entry.files.iter().cloned());
         }
@@ -53,13 +59,61 @@ pub async fn vacuum(
     }
     drop(listing);
     deleted.sort();
+    let claims = match &newest {
+        Some(m) => stale_claims(store, topic, m, cutoff).await?,
+        None => Vec::new(),
+    };
     if !dry_run {
-        for path in &deleted {
+        for path in deleted.iter().chain(&claims) {
             store.delete(&Path::from(path.as_str())).await?;
         }
     }
     Ok(VacuumSummary {
         kept_manifests: recent.len(),
         deleted,
+        claims,
     })
+}
+
+/// Claims copycat no longer reads: a raw file starting at the claim's offset is listed
+/// and lies within the newest manifest's watermarks (merged into clean/), and the claim
+/// is older than `cutoff`. Copycat only reads claims past its listed files on recovery,
+/// so these guard nothing any more.
+async fn stale_claims(
+    store: &dyn ObjectStore,
+    topic: &str,
+    newest: &Manifest,
+    cutoff: chrono::DateTime<Utc>,
+) -> Result<Vec<String>> {
+    let prefix = raw_topic_prefix(topic);
+    let (files, _) = list_raw(store, &prefix).await?;
+    let merged: HashSet<(i32, i64)> = files
+        .iter()
+        .filter(|f| f.last_offset <= newest.watermark(f.partition))
+        .map(|f| (f.partition, f.first_offset))
+        .collect();
+    let claims_root = format!("{prefix}_claims/");
+    let mut out = Vec::new();
+    let mut listing = store.list(Some(&Path::from(claims_root.trim_end_matches('/'))));
+    while let Some(meta) = listing.try_next().await? {
+        let path = meta.location.to_string();
+        let Some((partition, first)) = path
+            .strip_prefix(&claims_root)
+            .and_then(|rest| rest.strip_prefix("partition="))
+            .and_then(|rest| rest.split_once('/'))
+            .and_then(|(p, name)| {
+                Some((
+                    p.parse::<i32>().ok()?,
+                    name.strip_suffix(".json")?.parse::<i64>().ok()?,
+                ))
+            })
+        else {
+            continue;
+        };
+        if meta.last_modified <= cutoff && merged.contains(&(partition, first)) {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
 }
