@@ -289,7 +289,10 @@ pub fn service_binary(package: &str, bin: &str) -> std::path::PathBuf {
     let mut build = std::process::Command::new(cargo);
     build
         .current_dir(&workspace)
-        .args(["build", "-q", "-p", package, "--bin", bin, "--target-dir"])
+        // Every binary of the workspace, as `make test` builds them for the Python
+        // tests: one feature set, so one build serves every test (`-p {package}` alone
+        // would resolve features per package and build the dependencies again).
+        .args(["build", "-q", "--workspace", "--bins", "--target-dir"])
         .arg(&target_dir);
     match profile.as_str() {
         "debug" => {}
@@ -301,9 +304,13 @@ pub fn service_binary(package: &str, bin: &str) -> std::path::PathBuf {
         }
     }
     let status = build.status().expect("running cargo build");
-    assert!(status.success(), "building {bin} failed");
+    assert!(status.success(), "building the workspace binaries ({bin}) failed");
     let path = profile_dir.join(bin);
-    assert!(path.exists(), "{} missing", path.display());
+    assert!(
+        path.exists(),
+        "{} missing: is {bin} a binary of {package}?",
+        path.display()
+    );
     path
 }
 
