@@ -38,6 +38,7 @@ bench:
 	@eval "$$($(STACK) env)"; cargo bench -p onepipe-copycat --bench archive
 	cargo bench -p onepipe-copydog --bench merge
 	@eval "$$($(STACK) env)"; cargo bench -p onepipe-warehouse-loader --bench load
+	@eval "$$($(STACK) env)"; cargo bench -p onepipe-verifier --bench checks
 
 ## stack: start Kafka, PostgreSQL and the S3 server (see deploy/local/stack.sh)
 stack:

@@ -304,7 +304,10 @@ pub fn service_binary(package: &str, bin: &str) -> std::path::PathBuf {
         }
     }
     let status = build.status().expect("running cargo build");
-    assert!(status.success(), "building the workspace binaries ({bin}) failed");
+    assert!(
+        status.success(),
+        "building the workspace binaries ({bin}) failed"
+    );
     let path = profile_dir.join(bin);
     assert!(
         path.exists(),

@@ -641,3 +641,639 @@ async fn lag_is_ok_when_caught_up_and_stopped_when_nobody_consumes() {
     assert_eq!(n1, 0, "no member is connected");
     assert_eq!(status(&b1, &b1, n1), Status::Stopped);
 }
+
+/// A fresh prefix of the stack's S3 bucket.
+fn fresh_store_url() -> String {
+    format!(
+        "{}/test-{}",
+        endpoint("ONEPIPE_OBJECT_STORE").trim_end_matches('/'),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// copycat archiving `topic` in this process, in files of at most `max_file_records`,
+/// until the sender is used.
+fn start_copycat(
+    bootstrap: &str,
+    store_url: &str,
+    topic: &str,
+    max_file_records: usize,
+) -> (
+    tokio::task::JoinHandle<onepipe_copycat::Result<()>>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    use clap::Parser;
+    let group = unique_name("copycat");
+    let max_file_records = max_file_records.to_string();
+    let config = onepipe_copycat::Config::parse_from([
+        "copycat",
+        "--kafka-bootstrap",
+        bootstrap,
+        "--object-store",
+        store_url,
+        "--topics",
+        topic,
+        "--group-id",
+        &group,
+        "--max-file-records",
+        &max_file_records,
+        "--idle-flush",
+        "1s",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--kafka-option",
+        "session.timeout.ms=6000",
+        "--kafka-option",
+        "heartbeat.interval.ms=500",
+    ]);
+    let store = onepipe_core::store::open(store_url).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(onepipe_copycat::archiver::run(
+        config,
+        store,
+        onepipe_core::admin::Metrics::new(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (task, stop)
+}
+
+/// Waits (up to 60 s) until raw/ holds every partition up to `last` (partition → offset).
+async fn wait_archived(
+    store: &dyn ObjectStore,
+    topic: &str,
+    last: &std::collections::BTreeMap<i32, i64>,
+) {
+    let started = std::time::Instant::now();
+    loop {
+        let report = onepipe_copycat::check::check(store, topic).await.unwrap();
+        let have: std::collections::BTreeMap<i32, i64> = report
+            .partitions
+            .iter()
+            .map(|p| (p.partition, p.last_offset))
+            .collect();
+        if last
+            .iter()
+            .all(|(p, o)| have.get(p).is_some_and(|h| h >= o))
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "raw/ still lacks records after 60 s: want {last:?}, have {have:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+/// A visit as JSON: `at` is `day` days after 2026-11-24 plus `i` seconds.
+fn visit(id: &str, version: i64, day: i64, i: i64) -> serde_json::Value {
+    json!({"visit_id": id, "version": version, "at": 1_795_478_400_000i64 + day * 86_400_000 + i * 1000, "secs": version as f64 / 4.0})
+}
+
+/// Produces `visits` to `topic` (keyed by the unique key); returns where each went
+/// (partition, offset).
+async fn produce_visits(
+    registry: &SchemaRegistry,
+    topic: &str,
+    visits: &[serde_json::Value],
+) -> Vec<(i32, i64)> {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", endpoint("ONEPIPE_KAFKA_BOOTSTRAP"))
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    let w = Serializer::new(registry.clone(), Default::default())
+        .writer(topic, None)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for v in visits {
+        let e = w.encode_json(v).unwrap();
+        let delivery = producer
+            .send(
+                FutureRecord::to(topic).key(&e.key).payload(&e.value),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("producing to {topic}: {e}"));
+        out.push((delivery.partition, delivery.offset));
+    }
+    out
+}
+
+/// The last offset of each partition in `positions`.
+fn last_offsets(positions: &[(i32, i64)]) -> std::collections::BTreeMap<i32, i64> {
+    let mut last = std::collections::BTreeMap::new();
+    for (p, o) in positions {
+        let e = last.entry(*p).or_insert(*o);
+        *e = (*e).max(*o);
+    }
+    last
+}
+
+/// Runs the `verifier` binary with `args`; returns its exit code and its JSON report.
+async fn verifier_json(args: Vec<String>) -> (i32, serde_json::Value) {
+    let bin = onepipe_integration_tests::service_binary("onepipe-verifier", "verifier");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .args(&args)
+            .output()
+            .expect("running verifier")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let doc = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "verifier printed no JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), doc)
+}
+
+/// (date, check, value, verdict) of the report lines of `store`.
+fn lines_of(doc: &serde_json::Value, store: &str) -> Vec<(String, String, String, String)> {
+    doc["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["store"] == store)
+        .map(|l| {
+            let s = |k: &str| l[k].as_str().unwrap().to_string();
+            (s("date"), s("check"), s("value"), s("verdict"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_copycat_never_archived_are_named_with_their_dates() {
+    use clap::Parser;
+    use std::collections::BTreeSet;
+    let (registry_url, _stop) = start_registry(Tokens::default()).await;
+    let bootstrap = endpoint("ONEPIPE_KAFKA_BOOTSTRAP");
+    let topic = unique_name("visits");
+    create_dataset(
+        &registry_url,
+        &topic,
+        SCHEMA,
+        "visit_id",
+        2,
+        &[
+            "--merge",
+            "max_by:version",
+            "--partition-time",
+            "at",
+            "--checks",
+            "sum:secs,row_checksum",
+        ],
+    )
+    .await;
+    let registry = SchemaRegistry::connect(&registry_url, RegistryOptions::default()).unwrap();
+    let store_url = fresh_store_url();
+    let store: Arc<dyn ObjectStore> = onepipe_core::store::open(&store_url).unwrap();
+
+    // Kafka → copycat → raw/ → copydog → clean/ → warehouse-loader → PostgreSQL.
+    let first: Vec<serde_json::Value> = (0..40)
+        .map(|i| visit(&format!("v{}", i % 30), i, i % 2, i))
+        .collect();
+    let last = last_offsets(&produce_visits(&registry, &topic, &first).await);
+    let (copycat, stop_copycat) = start_copycat(&bootstrap, &store_url, &topic, 1_000_000);
+    wait_archived(store.as_ref(), &topic, &last).await;
+    stop_copycat.send(()).unwrap();
+    copycat.await.unwrap().expect("copycat stops cleanly");
+    run_topic(store.clone(), &registry, &topic, &RunOptions::default())
+        .await
+        .unwrap();
+    let db = fresh_database("verifier_kafka").await;
+    let config = onepipe_warehouse_loader::Config::try_parse_from([
+        "warehouse-loader",
+        "--registry",
+        &registry_url,
+        "--object-store",
+        &store_url,
+        "--database",
+        &db,
+        "--datasets",
+        &topic,
+        "--once",
+    ])
+    .unwrap();
+    let loader = onepipe_warehouse_loader::Loader::connect(&config, Default::default())
+        .await
+        .unwrap();
+    let (_stop_loader, stopped) = tokio::sync::watch::channel(false);
+    assert!(loader.cycle(&stopped).await.ok());
+
+    let args = |grace: &str| -> Vec<String> {
+        [
+            "--registry",
+            &registry_url,
+            "--object-store",
+            &store_url,
+            "--warehouse",
+            &db,
+            "--kafka-bootstrap",
+            &bootstrap,
+            "--lag-window-secs",
+            "0",
+            "--archive-grace-secs",
+            grace,
+            "check",
+            "--dataset",
+            &topic,
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    // Everything archived: every store agrees and Kafka has nothing raw/ lacks.
+    let (code, doc) = verifier_json(args("0")).await;
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(
+        lines_of(&doc, "kafka"),
+        [(
+            "*".into(),
+            "records_not_archived".into(),
+            "0".into(),
+            "ok".into()
+        )]
+    );
+
+    // copycat is stopped: these stay in Kafka only. Two dates; v3 is an update of a key
+    // that is archived (on the other date).
+    let later = [
+        visit("x1", 100, 0, 500),
+        visit("x2", 101, 0, 501),
+        visit("x3", 102, 1, 502),
+        visit("v3", 103, 1, 503),
+    ];
+    produce_visits(&registry, &topic, &later).await;
+    let (d0, d1) = ("2026-11-24".to_string(), "2026-11-25".to_string());
+
+    // Within the grace window they are lag, not a fault.
+    let (code, doc) = verifier_json(args("3600")).await;
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(
+        lines_of(&doc, "kafka"),
+        [
+            (
+                "*".into(),
+                "records_not_archived".into(),
+                "0".into(),
+                "ok".into()
+            ),
+            (
+                d0.clone(),
+                "records_in_flight".into(),
+                "2".into(),
+                "lag".into()
+            ),
+            (
+                d1.clone(),
+                "records_in_flight".into(),
+                "2".into(),
+                "lag".into()
+            ),
+        ]
+    );
+    assert_eq!(doc["keys"], json!([]));
+
+    // Past it: a mismatch, exit 1, exactly these keys named with their dates.
+    let (code, doc) = verifier_json(args("0")).await;
+    assert_eq!(code, 1, "{doc:#}");
+    assert_eq!(doc["mismatches"], 2, "{doc:#}");
+    assert_eq!(doc["errors"], json!([]));
+    assert_eq!(
+        lines_of(&doc, "kafka"),
+        [
+            (
+                d0.clone(),
+                "records_not_archived".into(),
+                "2".into(),
+                "MISMATCH".into()
+            ),
+            (
+                d1.clone(),
+                "records_not_archived".into(),
+                "2".into(),
+                "MISMATCH".into()
+            ),
+        ]
+    );
+    let named: BTreeSet<(String, String, String, String, String)> = doc["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            let s = |f: &str| k[f].as_str().unwrap().to_string();
+            (s("dataset"), s("date"), s("store"), s("key"), s("problem"))
+        })
+        .collect();
+    let want: BTreeSet<_> = [(&d0, "x1"), (&d0, "x2"), (&d1, "x3"), (&d1, "v3")]
+        .into_iter()
+        .map(|(d, k)| {
+            (
+                topic.clone(),
+                d.clone(),
+                "kafka".to_string(),
+                k.to_string(),
+                "not_archived".to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(named, want);
+    // The other stores still agree with each other: only Kafka is ahead.
+    let others: Vec<_> = doc["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["store"] != "kafka" && l["verdict"] != "ok")
+        .collect();
+    assert!(others.is_empty(), "{others:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clean_file_left_out_of_the_manifest_is_caught_and_its_keys_named() {
+    use std::collections::BTreeSet;
+    let (registry_url, _stop) = start_registry(Tokens::default()).await;
+    let topic = unique_name("visits");
+    create_dataset(
+        &registry_url,
+        &topic,
+        SCHEMA,
+        "visit_id",
+        1,
+        &[
+            "--merge",
+            "max_by:version",
+            "--partition-time",
+            "at",
+            "--checks",
+            "sum:secs,row_checksum",
+        ],
+    )
+    .await;
+    let registry = SchemaRegistry::connect(&registry_url, RegistryOptions::default()).unwrap();
+    let w = Serializer::new(registry.clone(), Default::default())
+        .writer(&topic, None)
+        .await
+        .unwrap();
+    let store: Arc<dyn ObjectStore> = onepipe_core::store::open(&fresh_store_url()).unwrap();
+    let mut raw = RawBatch::new(0);
+    let day0 = 1_795_478_400_000i64;
+    for i in 0..100i64 {
+        let e = w
+            .encode_json(&visit(&format!("v{}", i % 60), i, 0, i))
+            .unwrap();
+        raw.push(i, day0, Some(&e.key), Some(&e.value), &[]);
+    }
+    let file = RawFile {
+        topic: topic.clone(),
+        partition: 0,
+        date: chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
+        hour: 0,
+        first_offset: 0,
+        last_offset: 99,
+    };
+    store
+        .put(
+            &Path::from(file.path().as_str()),
+            PutPayload::from(encode(&raw.finish().unwrap()).unwrap()),
+        )
+        .await
+        .unwrap();
+    // 60 keys in files of at most 20 rows: three files for the date.
+    let options = RunOptions {
+        max_file_rows: 20,
+        ..RunOptions::default()
+    };
+    run_topic(store.clone(), &registry, &topic, &options)
+        .await
+        .unwrap();
+    let report = check_dataset(store.clone(), &registry, &topic, &[], 100)
+        .await
+        .unwrap();
+    assert_eq!(report.mismatches, 0, "{:#?}", report.lines);
+
+    // A new manifest whose date lacks its second file, committed create-only as copydog
+    // commits.
+    let mut m = manifest::latest(store.as_ref(), &topic)
+        .await
+        .unwrap()
+        .unwrap();
+    let (date, entry) = m.dates.iter_mut().next().unwrap();
+    let date = date.to_string();
+    assert!(entry.files.len() >= 2, "{:?}", entry.files);
+    let removed = entry.files.remove(1);
+    let bytes = store
+        .get(&Path::from(removed.as_str()))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut lost = BTreeSet::new();
+    for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap()
+    {
+        let batch = batch.unwrap();
+        let ids = batch
+            .column_by_name("visit_id")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        lost.extend(ids.iter().flatten().map(str::to_string));
+    }
+    assert!(!lost.is_empty());
+    entry.rows -= lost.len() as u64;
+    m.number += 1;
+    m.created_at = chrono::Utc::now();
+    assert!(manifest::commit(store.as_ref(), &m).await.unwrap());
+
+    let report = check_dataset(store.clone(), &registry, &topic, &[], 100)
+        .await
+        .unwrap();
+    assert!(report.mismatches > 0);
+    let rows = report
+        .lines
+        .iter()
+        .find(|l| l.store == "raw" && l.check == "rows")
+        .unwrap();
+    assert_eq!(
+        (rows.date.as_str(), rows.verdict.as_str()),
+        (date.as_str(), "MISMATCH")
+    );
+    assert_eq!(rows.value, "60");
+    // Clean is the reference: raw holds the lost keys, clean does not.
+    let named: BTreeSet<String> = report.keys.iter().map(|k| k.key.clone()).collect();
+    assert_eq!(named, lost);
+    assert!(
+        report.keys.iter().all(|k| k.store == "raw"
+            && k.problem == "extra"
+            && k.date == date
+            && k.dataset == topic),
+        "{:?}",
+        report.keys
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raw_file_missing_between_others_is_named_with_its_records() {
+    use onepipe_verifier::archived::{KafkaOptions, check};
+    use std::collections::BTreeSet;
+    let (registry_url, _stop) = start_registry(Tokens::default()).await;
+    let bootstrap = endpoint("ONEPIPE_KAFKA_BOOTSTRAP");
+    let topic = unique_name("visits");
+    create_dataset(
+        &registry_url,
+        &topic,
+        SCHEMA,
+        "visit_id",
+        1,
+        &["--merge", "max_by:version", "--partition-time", "at"],
+    )
+    .await;
+    let registry = SchemaRegistry::connect(&registry_url, RegistryOptions::default()).unwrap();
+    let store_url = fresh_store_url();
+    let store: Arc<dyn ObjectStore> = onepipe_core::store::open(&store_url).unwrap();
+    let visits: Vec<serde_json::Value> = (0..30)
+        .map(|i| visit(&format!("v{i}"), i, i % 2, i))
+        .collect();
+    let positions = produce_visits(&registry, &topic, &visits).await;
+    let (copycat, stop_copycat) = start_copycat(&bootstrap, &store_url, &topic, 10);
+    wait_archived(store.as_ref(), &topic, &last_offsets(&positions)).await;
+    stop_copycat.send(()).unwrap();
+    copycat.await.unwrap().expect("copycat stops cleanly");
+    let kafka = KafkaOptions {
+        bootstrap,
+        grace: std::time::Duration::ZERO,
+    };
+    let report = check(store.clone(), &registry, &topic, &kafka, 100)
+        .await
+        .unwrap();
+    assert_eq!(report.mismatches, 0, "{:#?}", report.lines);
+
+    // Remove a raw file that has files before and after it.
+    let (mut files, _) =
+        onepipe_copycat::checkpoint::list_raw(store.as_ref(), &format!("raw/{topic}/"))
+            .await
+            .unwrap();
+    files.sort_by_key(|f| f.first_offset);
+    assert!(files.len() >= 3, "{files:?}");
+    let gone = files[1].clone();
+    store
+        .delete(&Path::from(gone.path().as_str()))
+        .await
+        .unwrap();
+
+    let report = check(store.clone(), &registry, &topic, &kafka, 100)
+        .await
+        .unwrap();
+    let n = gone.last_offset - gone.first_offset + 1;
+    let gap = report
+        .lines
+        .iter()
+        .find(|l| l.check == "offset_gap")
+        .unwrap_or_else(|| panic!("no offset_gap line: {:#?}", report.lines));
+    assert_eq!(gap.store, "raw");
+    assert_eq!(gap.verdict, "MISMATCH");
+    assert_eq!(
+        gap.value,
+        format!(
+            "partition 0: offsets {}..={} missing, {n} records in Kafka",
+            gone.first_offset, gone.last_offset
+        )
+    );
+    // Exactly the records of the removed file, each with its date.
+    let want: BTreeSet<(String, String)> = positions
+        .iter()
+        .zip(&visits)
+        .filter(|((_, o), _)| (gone.first_offset..=gone.last_offset).contains(o))
+        .map(|(_, v)| {
+            let i = v["version"].as_i64().unwrap();
+            let date = if i % 2 == 0 {
+                "2026-11-24"
+            } else {
+                "2026-11-25"
+            };
+            (
+                date.to_string(),
+                v["visit_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let named: BTreeSet<(String, String)> = report
+        .keys
+        .iter()
+        .map(|k| {
+            assert_eq!(
+                (k.store.as_str(), k.problem.as_str()),
+                ("kafka", "not_archived")
+            );
+            (k.date.clone(), k.key.clone())
+        })
+        .collect();
+    assert_eq!(named, want);
+    let counted: u64 = report
+        .lines
+        .iter()
+        .filter(|l| l.check == "records_not_archived")
+        .map(|l| l.value.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(counted, n as u64);
+
+    // Once Kafka has no such topic there is nothing to compare: said, not an error.
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &kafka.bootstrap)
+        .create()
+        .unwrap();
+    for r in admin
+        .delete_topics(&[topic.as_str()], &AdminOptions::new())
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    let started = std::time::Instant::now();
+    let report = loop {
+        let report = check(store.clone(), &registry, &topic, &kafka, 100).await;
+        match report {
+            // Deleting a topic takes a moment to reach every broker's metadata.
+            Ok(r)
+                if r.lines
+                    .iter()
+                    .any(|l| l.value == "the topic is not in Kafka") =>
+            {
+                break r;
+            }
+            _ if started.elapsed() > std::time::Duration::from_secs(30) => {
+                panic!("the deleted topic still reads as present: {report:?}")
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    };
+    let lines: Vec<(&str, &str, &str)> = report
+        .lines
+        .iter()
+        .map(|l| (l.check.as_str(), l.value.as_str(), l.verdict.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [(
+            "records_not_archived",
+            "the topic is not in Kafka",
+            "unchecked"
+        )]
+    );
+    assert_eq!(report.mismatches, 0);
+}

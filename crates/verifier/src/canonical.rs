@@ -45,27 +45,49 @@ pub fn is_scalar(dt: &DataType) -> bool {
 
 /// The canonical text of row `i` of a scalar column.
 pub fn value_text(column: &ArrayRef, i: usize) -> String {
+    let mut s = String::new();
+    push_value_text(&mut s, column, i);
+    s
+}
+
+/// Appends the canonical text of row `i` of a scalar column to `out` (no allocation for
+/// the common types, for checksums over many rows).
+pub fn push_value_text(out: &mut String, column: &ArrayRef, i: usize) {
+    use std::fmt::Write as _;
     if column.is_null(i) {
-        return NULL_TEXT.to_string();
+        out.push_str(NULL_TEXT);
+        return;
     }
-    match column.data_type() {
-        DataType::Boolean => column.as_boolean().value(i).to_string(),
-        DataType::Int32 => column.as_primitive::<Int32Type>().value(i).to_string(),
-        DataType::Int64 => column.as_primitive::<Int64Type>().value(i).to_string(),
-        DataType::Float32 => float4_text(column.as_primitive::<Float32Type>().value(i)),
-        DataType::Float64 => float8_text(column.as_primitive::<Float64Type>().value(i)),
-        DataType::Utf8 => column.as_string::<i32>().value(i).to_string(),
+    // Writing to a String cannot fail.
+    let _ = match column.data_type() {
+        DataType::Boolean => write!(out, "{}", column.as_boolean().value(i)),
+        DataType::Int32 => write!(out, "{}", column.as_primitive::<Int32Type>().value(i)),
+        DataType::Int64 => write!(out, "{}", column.as_primitive::<Int64Type>().value(i)),
+        DataType::Float32 => {
+            out.push_str(&float4_text(column.as_primitive::<Float32Type>().value(i)));
+            Ok(())
+        }
+        DataType::Float64 => {
+            out.push_str(&float8_text(column.as_primitive::<Float64Type>().value(i)));
+            Ok(())
+        }
+        DataType::Utf8 => {
+            out.push_str(column.as_string::<i32>().value(i));
+            Ok(())
+        }
         DataType::Binary => {
-            let mut s = String::from("\\x");
+            out.push_str("\\x");
             for b in column.as_binary::<i32>().value(i) {
-                s.push_str(&format!("{b:02x}"));
+                let _ = write!(out, "{b:02x}");
             }
-            s
+            Ok(())
         }
         DataType::Date32 => {
             let days = column.as_primitive::<Date32Type>().value(i);
-            chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)
-                .map_or_else(|| days.to_string(), |d| d.format("%Y-%m-%d").to_string())
+            match chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163) {
+                Some(d) => write!(out, "{}", d.format("%Y-%m-%d")),
+                None => write!(out, "{days}"),
+            }
         }
         DataType::Timestamp(unit, _) => {
             let micros = match unit {
@@ -84,13 +106,20 @@ pub fn value_text(column: &ArrayRef, i: usize) -> String {
                     .value(i)
                     .div_euclid(1000),
             };
-            micros.to_string()
+            write!(out, "{micros}")
         }
         DataType::Decimal128(_, scale) => {
-            decimal_text(column.as_primitive::<Decimal128Type>().value(i), *scale)
+            out.push_str(&decimal_text(
+                column.as_primitive::<Decimal128Type>().value(i),
+                *scale,
+            ));
+            Ok(())
         }
-        _ => NULL_TEXT.to_string(),
-    }
+        _ => {
+            out.push_str(NULL_TEXT);
+            Ok(())
+        }
+    };
 }
 
 pub use onepipe_copydog::checks::decimal_text;
@@ -153,13 +182,25 @@ pub fn hash64(text: &str) -> i64 {
 /// The text of row `i` over `columns` (already restricted to the scalar ones).
 pub fn row_text(columns: &[ArrayRef], i: usize) -> String {
     let mut s = String::new();
+    push_row_text(&mut s, columns, i);
+    s
+}
+
+/// Appends the text of row `i` over `columns` to `out`.
+pub fn push_row_text(out: &mut String, columns: &[ArrayRef], i: usize) {
     for (k, c) in columns.iter().enumerate() {
         if k > 0 {
-            s.push(SEPARATOR);
+            out.push(SEPARATOR);
         }
-        s.push_str(&value_text(c, i));
+        push_value_text(out, c, i);
     }
-    s
+}
+
+/// The hash of row `i`'s text, reusing `buf` for the text.
+pub fn row_hash(buf: &mut String, columns: &[ArrayRef], i: usize) -> i64 {
+    buf.clear();
+    push_row_text(buf, columns, i);
+    hash64(buf)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! rounding depends on the order of addition.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::{SortOptions, sort_to_indices};
@@ -11,7 +12,9 @@ use arrow::datatypes::{DataType, Decimal128Type, Float32Type, Float64Type, Int32
 use onepipe_copydog::merge::column_at;
 use onepipe_core::metadata::{Check, TopicMetadata};
 
-use crate::canonical::{self, decimal_text, float8_text, hash64, is_scalar, row_text, value_text};
+use crate::canonical::{
+    self, decimal_text, float8_text, is_scalar, row_hash, row_text, value_text,
+};
 
 /// Check name → canonical value.
 pub type CheckValues = BTreeMap<String, String>;
@@ -44,8 +47,9 @@ pub fn keyed_hashes(
             .map(|p| column_at(b, p))
             .collect::<Result<_, _>>()?;
         let cols = row_columns(b);
+        let mut buf = String::new();
         for i in 0..b.num_rows() {
-            out.insert(row_text(&keys, i), hash64(&row_text(&cols, i)));
+            out.insert(row_text(&keys, i), row_hash(&mut buf, &cols, i));
         }
     }
     Ok(out)
@@ -59,29 +63,17 @@ pub fn compute(batches: &[RecordBatch], meta: &TopicMetadata) -> Result<CheckVal
     for check in meta.effective_checks() {
         let name = check.to_string();
         let value = match &check {
-            Check::CountDistinctUniqueKey => {
-                let mut keys = HashSet::new();
-                for b in batches {
-                    let cols: Vec<ArrayRef> = meta
-                        .unique_key
-                        .iter()
-                        .map(|p| column_at(b, p))
-                        .collect::<Result<_, _>>()?;
-                    for i in 0..b.num_rows() {
-                        keys.insert(row_text(&cols, i));
-                    }
-                }
-                keys.len().to_string()
-            }
+            Check::CountDistinctUniqueKey => count_distinct_keys(batches, meta)?.to_string(),
             Check::Sum(f) => sum(&columns(batches, f)?)?,
             Check::Min(f) => extreme(&columns(batches, f)?, false)?,
             Check::Max(f) => extreme(&columns(batches, f)?, true)?,
             Check::RowChecksum => {
                 let mut total = 0i64;
+                let mut buf = String::new();
                 for b in batches {
                     let cols = row_columns(b);
                     for i in 0..b.num_rows() {
-                        total = total.wrapping_add(hash64(&row_text(&cols, i)));
+                        total = total.wrapping_add(row_hash(&mut buf, &cols, i));
                     }
                 }
                 total.to_string()
@@ -90,6 +82,63 @@ pub fn compute(batches: &[RecordBatch], meta: &TopicMetadata) -> Result<CheckVal
         out.insert(name, value);
     }
     Ok(out)
+}
+
+/// How many distinct key texts the rows have. A single string key is counted without
+/// building its text (it is the string itself, NULL as `\N`); other keys by their text.
+fn count_distinct_keys(batches: &[RecordBatch], meta: &TopicMetadata) -> Result<usize, String> {
+    let key_columns: Vec<Vec<ArrayRef>> = batches
+        .iter()
+        .map(|b| meta.unique_key.iter().map(|p| column_at(b, p)).collect())
+        .collect::<Result<_, _>>()?;
+    let single_string = key_columns
+        .iter()
+        .all(|cols| cols.len() == 1 && cols[0].data_type() == &DataType::Utf8);
+    if single_string {
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let mut keys: HashSet<&str, BuildHasherDefault<FxHasher>> =
+            HashSet::with_capacity_and_hasher(rows, BuildHasherDefault::default());
+        for cols in &key_columns {
+            let c = cols[0].as_string::<i32>();
+            keys.extend((0..c.len()).map(|i| {
+                if c.is_null(i) {
+                    canonical::NULL_TEXT
+                } else {
+                    c.value(i)
+                }
+            }));
+        }
+        return Ok(keys.len());
+    }
+    let mut keys: HashSet<String, BuildHasherDefault<FxHasher>> = HashSet::default();
+    for cols in &key_columns {
+        let rows = cols.first().map_or(0, |c| c.len());
+        keys.extend((0..rows).map(|i| row_text(cols, i)));
+    }
+    Ok(keys.len())
+}
+
+/// The multiply-rotate hash of rustc (FxHash): much faster than SipHash for counting
+/// many short keys; the keys are our own data, so hash flooding is not a concern.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let word = u64::from_le_bytes(c.try_into().unwrap_or_default());
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        for b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 fn columns(batches: &[RecordBatch], field: &str) -> Result<Vec<ArrayRef>, String> {

@@ -5,8 +5,9 @@
 //! archive (decoded and merged the way copydog merges, up to the manifest's watermarks),
 //! the clean archive (the files the newest manifest names) and each PostgreSQL warehouse
 //! (by SQL, so only the numbers move) — compares them with the clean archive's, and on a
-//! mismatch narrows it down to keys by splitting the key-hash range. It also reports
-//! consumer lag per group with a Burrow-like status.
+//! mismatch narrows it down to keys by splitting the key-hash range. Against Kafka it
+//! names the records no raw file holds (`archived`), and it reports consumer lag per group
+//! with a Burrow-like status.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), String> {
@@ -19,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod archived;
 pub mod canonical;
 pub mod checks;
 pub mod lag;

@@ -33,6 +33,8 @@ pub struct Line {
     pub store: String,
     pub check: String,
     pub value: String,
+    /// `ok`, `MISMATCH`, `lag` (records on their way to raw/, not a fault) or
+    /// `unchecked` (offsets Kafka no longer holds).
     pub verdict: String,
 }
 
@@ -43,8 +45,9 @@ pub struct KeyDiff {
     pub date: String,
     pub store: String,
     pub key: String,
-    /// `missing` (in clean, not in the store), `extra` (in the store only), `different`
-    /// or `duplicate` (more than one row).
+    /// `missing` (in clean, not in the store), `extra` (in the store only), `different`,
+    /// `duplicate` (more than one row), or `not_archived` (store `kafka`: a record Kafka
+    /// holds that no raw file does).
     pub problem: String,
 }
 
