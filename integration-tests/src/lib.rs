@@ -287,6 +287,27 @@ pub fn service_binary(package: &str, bin: &str) -> std::path::PathBuf {
     let workspace = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = std::process::Command::new(cargo);
+    // Cargo gives this test its package's variables (CARGO_PKG_NAME, CARGO_MANIFEST_DIR,
+    // …). Build scripts that watch them (ring's does) would look changed to the nested
+    // cargo and everything above them would be compiled again, here and in the plain
+    // `cargo build` after the tests: the nested build gets a plain build's environment.
+    for (k, _) in std::env::vars_os() {
+        let Some(k) = k.to_str() else { continue };
+        if k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_MANIFEST_")
+            || k.starts_with("CARGO_BIN_")
+            || matches!(
+                k,
+                "CARGO_CRATE_NAME"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            )
+        {
+            build.env_remove(k);
+        }
+    }
     build
         .current_dir(&workspace)
         // Every binary of the workspace, as `make test` builds them for the Python

@@ -799,56 +799,9 @@ async fn sqlite_crash_safety() {
     crash_safety(Backend::Sqlite).await;
 }
 
-/// Builds the `warehouse-loader` binary into this test's target directory.
+/// The `warehouse-loader` binary, built with the workspace's binaries.
 fn loader_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>/deps");
-    let target_dir = profile_dir.parent().expect("target dir");
-    let profile = profile_dir.file_name().unwrap().to_str().unwrap();
-    let workspace = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = std::process::Command::new(cargo);
-    // Without the variables cargo set for this test, build scripts see the environment
-    // of a plain build and the dependencies are not compiled again.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CARGO_") && k != "CARGO_HOME" {
-            build.env_remove(k);
-        }
-    }
-    // Selecting this package too keeps the dependencies' features those of the test
-    // build, so nothing but the binary is compiled again.
-    build
-        .current_dir(&workspace)
-        .args([
-            "build",
-            "-p",
-            "onepipe-integration-tests",
-            "-p",
-            "onepipe-warehouse-loader",
-            "--bin",
-            "warehouse-loader",
-            "--target-dir",
-        ])
-        .arg(target_dir);
-    match profile {
-        "debug" => {}
-        "release" => {
-            build.arg("--release");
-        }
-        other => {
-            build.args(["--profile", other]);
-        }
-    }
-    assert!(
-        build.status().expect("cargo build").success(),
-        "building warehouse-loader failed"
-    );
-    let bin = profile_dir.join("warehouse-loader");
-    assert!(bin.exists(), "{} missing", bin.display());
-    bin
+    onepipe_integration_tests::service_binary("onepipe-warehouse-loader", "warehouse-loader")
 }
 
 fn spawn_loader(
