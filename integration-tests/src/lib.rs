@@ -31,6 +31,50 @@ pub fn unique_name(base: &str) -> String {
     format!("{base}-{}", &id[..8])
 }
 
+/// A fresh prefix of the stack's S3 bucket, so each test sees an empty archive.
+pub fn fresh_store_url() -> String {
+    format!(
+        "{}/test-{}",
+        endpoint("ONEPIPE_OBJECT_STORE").trim_end_matches('/'),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// A raw record before archiving: offset, Kafka timestamp, key, value.
+pub type RawRecord = (i64, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Writes one raw file as copycat would (its own encoder and file name; the records
+/// must lie within the hour of the first one).
+pub async fn write_raw(
+    store: &dyn object_store::ObjectStore,
+    topic: &str,
+    partition: i32,
+    records: &[RawRecord],
+) {
+    use object_store::ObjectStoreExt;
+    let mut batch = onepipe_copycat::raw::RawBatch::new(partition);
+    for (offset, ts, key, value) in records {
+        batch.push(*offset, *ts, key.as_deref(), value.as_deref(), &[]);
+    }
+    let when = chrono::DateTime::from_timestamp_millis(records[0].1).expect("timestamp");
+    let file = onepipe_core::layout::RawFile {
+        topic: topic.to_string(),
+        partition,
+        date: when.date_naive(),
+        hour: chrono::Timelike::hour(&when) as u8,
+        first_offset: records[0].0,
+        last_offset: records[records.len() - 1].0,
+    };
+    let bytes = onepipe_copycat::raw::encode(&batch.finish().expect("raw batch")).expect("encode");
+    store
+        .put(
+            &object_store::path::Path::from(file.path().as_str()),
+            object_store::PutPayload::from(bytes),
+        )
+        .await
+        .expect("uploading a raw file");
+}
+
 /// Creates a topic on the stack's broker (auto-creation is off there) and waits for it.
 pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()

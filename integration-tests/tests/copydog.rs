@@ -13,13 +13,12 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use onepipe_client::codec::WriterSchema;
 use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
 use onepipe_copycat::checkpoint::{Claim, claim, claim_path};
-use onepipe_copycat::raw::{RawBatch, encode};
 use onepipe_copydog::run::{RunOptions, run_topic};
 use onepipe_copydog::vacuum::vacuum;
-use onepipe_core::layout::RawFile;
 use onepipe_core::manifest::{self, Manifest};
 use onepipe_integration_tests::{
-    create_dataset, endpoint, register_schema, start_registry, unique_name,
+    RawRecord, create_dataset, fresh_store_url, register_schema, start_registry, unique_name,
+    write_raw,
 };
 use onepipe_registry::auth::Tokens;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -42,39 +41,7 @@ const DAY0: i64 = 1_795_478_400_000;
 const DAY_MS: i64 = 86_400_000;
 
 fn store() -> Arc<dyn ObjectStore> {
-    let url = format!(
-        "{}/test-{}",
-        endpoint("ONEPIPE_OBJECT_STORE").trim_end_matches('/'),
-        uuid::Uuid::new_v4().simple()
-    );
-    onepipe_core::store::open(&url).unwrap()
-}
-
-/// A raw record before archiving: offset, Kafka timestamp, key, value.
-type Raw = (i64, i64, Option<Vec<u8>>, Option<Vec<u8>>);
-
-/// Writes one raw file as copycat would (all records within one hour of the first).
-async fn write_raw(store: &dyn ObjectStore, topic: &str, partition: i32, records: &[Raw]) {
-    let mut batch = RawBatch::new(partition);
-    for (offset, ts, key, value) in records {
-        batch.push(*offset, *ts, key.as_deref(), value.as_deref(), &[]);
-    }
-    let first = records[0].0;
-    let last = records[records.len() - 1].0;
-    let when = chrono::DateTime::from_timestamp_millis(records[0].1).unwrap();
-    let file = RawFile {
-        topic: topic.to_string(),
-        partition,
-        date: when.date_naive(),
-        hour: when.format("%H").to_string().parse().unwrap(),
-        first_offset: first,
-        last_offset: last,
-    };
-    let bytes = encode(&batch.finish().unwrap()).unwrap();
-    store
-        .put(&Path::from(file.path().as_str()), PutPayload::from(bytes))
-        .await
-        .unwrap();
+    onepipe_core::store::open(&fresh_store_url()).unwrap()
 }
 
 /// The rows of a date as the newest manifest names them: (order_id, version, amount,
@@ -236,7 +203,7 @@ async fn max_by_late_records_evolution_rejects_and_vacuum() {
     }
     let mut next_offset = [0i64; 2];
     let mut placed: Vec<(i32, i64, &Order)> = Vec::new();
-    let mut files: [Vec<Raw>; 2] = Default::default();
+    let mut files: [Vec<RawRecord>; 2] = Default::default();
     for o in &orders {
         let p = (o.id.bytes().map(u32::from).sum::<u32>() % 2) as i32;
         let (key, value) = encode_order(&w1, o, None);
@@ -327,7 +294,7 @@ async fn max_by_late_records_evolution_rejects_and_vacuum() {
             }
         })
         .collect();
-    let mut recs: [Vec<Raw>; 2] = Default::default();
+    let mut recs: [Vec<RawRecord>; 2] = Default::default();
     for o in &late {
         let p = (o.id.bytes().map(u32::from).sum::<u32>() % 2) as i32;
         let (key, value) = encode_order(&w1, o, None);
@@ -554,7 +521,7 @@ async fn concurrent_runs_never_mix_views() {
             amount: i,
         })
         .collect();
-    let recs: Vec<Raw> = orders
+    let recs: Vec<RawRecord> = orders
         .iter()
         .enumerate()
         .map(|(i, o)| {
@@ -632,7 +599,7 @@ async fn vector_clocks_dominate_and_concurrent_updates_are_counted() {
         json!({"doc_id": "b", "clock": {"y": 3}, "body": "b-y"}), // concurrent, larger sum
         json!({"doc_id": "c", "clock": {"x": 1}, "body": "c"}),
     ];
-    let recs: Vec<Raw> = docs
+    let recs: Vec<RawRecord> = docs
         .iter()
         .enumerate()
         .map(|(i, d)| {
@@ -745,7 +712,7 @@ async fn a_date_over_the_memory_limit_spills_and_gives_the_in_memory_result() {
         .into_iter()
         .enumerate()
     {
-        let mut files: [Vec<Raw>; 2] = Default::default();
+        let mut files: [Vec<RawRecord>; 2] = Default::default();
         for o in slice {
             let p = (o.id.len() + o.id.as_bytes()[o.id.len() - 1] as usize) as i32 % 2;
             let (key, value) = encode_order(&w1, o, None);

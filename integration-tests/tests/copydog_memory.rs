@@ -11,13 +11,12 @@ use std::sync::Arc;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
-use onepipe_copycat::raw::{RawBatch, encode};
-use onepipe_core::layout::RawFile;
 use onepipe_core::manifest;
 use onepipe_integration_tests::{
-    create_dataset, endpoint, service_binary, start_registry, unique_name,
+    RawRecord, create_dataset, fresh_store_url, service_binary, start_registry, unique_name,
+    write_raw,
 };
 use onepipe_registry::auth::Tokens;
 use parquet::arrow::ProjectionMask;
@@ -49,31 +48,6 @@ fn score(key: i64, version: i64) -> i64 {
     ((x >> 24) % 1_000_000_000) as i64
 }
 
-/// A raw record: offset, key, value.
-type Raw = (i64, Vec<u8>, Vec<u8>);
-
-async fn write_raw(store: &dyn ObjectStore, topic: &str, partition: i32, records: &[Raw]) {
-    let mut batch = RawBatch::new(partition);
-    for (offset, key, value) in records {
-        batch.push(*offset, TS, Some(key), Some(value), &[]);
-    }
-    let file = RawFile {
-        topic: topic.to_string(),
-        partition,
-        date: chrono::DateTime::from_timestamp_millis(TS)
-            .unwrap()
-            .date_naive(),
-        hour: 1,
-        first_offset: records[0].0,
-        last_offset: records[records.len() - 1].0,
-    };
-    let bytes = encode(&batch.finish().unwrap()).unwrap();
-    store
-        .put(&Path::from(file.path().as_str()), PutPayload::from(bytes))
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_date_over_2gb_merges_with_a_256mb_limit_under_1gb_of_rss() {
     let (registry_url, _stop) = start_registry(Tokens::default()).await;
@@ -99,11 +73,7 @@ async fn a_date_over_2gb_merges_with_a_256mb_limit_under_1gb_of_rss() {
         .writer(&topic, None)
         .await
         .unwrap();
-    let store_url = format!(
-        "{}/test-{}",
-        endpoint("ONEPIPE_OBJECT_STORE").trim_end_matches('/'),
-        uuid::Uuid::new_v4().simple()
-    );
+    let store_url = fresh_store_url();
     let store: Arc<dyn ObjectStore> = onepipe_core::store::open(&store_url).unwrap();
 
     // Payloads are windows into one block of noise: real bytes to hold, cheap to make.
@@ -113,7 +83,7 @@ async fn a_date_over_2gb_merges_with_a_256mb_limit_under_1gb_of_rss() {
     // Every key once (version 1), then every tenth key again (version 2), spread over the
     // partitions; the expected winner of each key and the check values follow directly.
     let mut next_offset = [0i64; PARTITIONS as usize];
-    let mut pending: Vec<Vec<Raw>> = vec![Vec::new(); PARTITIONS as usize];
+    let mut pending: Vec<Vec<RawRecord>> = vec![Vec::new(); PARTITIONS as usize];
     let mut expected: HashMap<String, i64> = HashMap::with_capacity(KEYS as usize);
     let (mut decoded_bytes, mut records) = (0usize, 0u64);
     let versions = (0..KEYS)
@@ -130,7 +100,7 @@ async fn a_date_over_2gb_merges_with_a_256mb_limit_under_1gb_of_rss() {
         records += 1;
         expected.insert(id, version);
         let p = (k % PARTITIONS) as usize;
-        pending[p].push((next_offset[p], e.key, e.value));
+        pending[p].push((next_offset[p], TS, Some(e.key), Some(e.value)));
         next_offset[p] += 1;
         if pending[p].len() == FILE_RECORDS {
             write_raw(store.as_ref(), &topic, p as i32, &pending[p]).await;

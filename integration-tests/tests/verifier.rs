@@ -18,7 +18,7 @@ use onepipe_core::layout::RawFile;
 use onepipe_core::manifest;
 use onepipe_core::metadata::TopicMetadata;
 use onepipe_integration_tests::{
-    create_dataset, endpoint, fresh_database, start_registry, unique_name,
+    create_dataset, endpoint, fresh_database, fresh_store_url, start_registry, unique_name,
 };
 use onepipe_registry::auth::Tokens;
 use onepipe_verifier::canonical::{hash64, row_text};
@@ -336,12 +336,7 @@ async fn a_damaged_clean_archive_is_caught_and_the_key_named() {
         .writer(&topic, None)
         .await
         .unwrap();
-    let store: Arc<dyn ObjectStore> = onepipe_core::store::open(&format!(
-        "{}/test-{}",
-        endpoint("ONEPIPE_OBJECT_STORE").trim_end_matches('/'),
-        uuid::Uuid::new_v4().simple()
-    ))
-    .unwrap();
+    let store: Arc<dyn ObjectStore> = onepipe_core::store::open(&fresh_store_url()).unwrap();
     let mut raw = RawBatch::new(0);
     let day0 = 1_795_478_400_000i64;
     for i in 0..100i64 {
@@ -454,11 +449,7 @@ async fn warehouse_faults_are_detected_and_their_keys_named() {
         .writer(&topic, None)
         .await
         .unwrap();
-    let store_url = format!(
-        "{}/test-{}",
-        endpoint("ONEPIPE_OBJECT_STORE").trim_end_matches('/'),
-        uuid::Uuid::new_v4().simple()
-    );
+    let store_url = fresh_store_url();
     let store: Arc<dyn ObjectStore> = onepipe_core::store::open(&store_url).unwrap();
     let mut raw = RawBatch::new(0);
     let day0 = 1_795_478_400_000i64;
@@ -640,15 +631,6 @@ async fn lag_is_ok_when_caught_up_and_stopped_when_nobody_consumes() {
     assert_eq!(b1[0].lag, 7);
     assert_eq!(n1, 0, "no member is connected");
     assert_eq!(status(&b1, &b1, n1), Status::Stopped);
-}
-
-/// A fresh prefix of the stack's S3 bucket.
-fn fresh_store_url() -> String {
-    format!(
-        "{}/test-{}",
-        endpoint("ONEPIPE_OBJECT_STORE").trim_end_matches('/'),
-        uuid::Uuid::new_v4().simple()
-    )
 }
 
 /// copycat archiving `topic` in this process, in files of at most `max_file_records`,

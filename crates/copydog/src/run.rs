@@ -894,15 +894,7 @@ fn parquet_batches(
 }
 
 fn read_parquet(path: &str, bytes: Bytes) -> Result<Vec<RecordBatch>> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| Error::Convert(path.to_string(), e.to_string()))?
-        .build()
-        .map_err(|e| Error::Convert(path.to_string(), e.to_string()))?;
-    let mut out = Vec::new();
-    for batch in reader {
-        out.push(batch.map_err(|e| Error::Convert(path.to_string(), e.to_string()))?);
-    }
-    Ok(out)
+    parquet_batches(path, bytes)?.collect()
 }
 
 /// Brings rows of an older clean file into the current schema: fields added since take
