@@ -52,12 +52,12 @@ pub async fn write_raw(
     records: &[RawRecord],
 ) {
     use object_store::ObjectStoreExt;
-    let mut batch = onepipe_copycat::raw::RawBatch::new(partition);
+    let mut batch = onepipe_archive::raw::RawBatch::new(partition);
     for (offset, ts, key, value) in records {
         batch.push(*offset, *ts, key.as_deref(), value.as_deref(), &[]);
     }
     let when = chrono::DateTime::from_timestamp_millis(records[0].1).expect("timestamp");
-    let file = onepipe_core::layout::RawFile {
+    let file = onepipe_archive::layout::RawFile {
         topic: topic.to_string(),
         partition,
         date: when.date_naive(),
@@ -65,7 +65,7 @@ pub async fn write_raw(
         first_offset: records[0].0,
         last_offset: records[records.len() - 1].0,
     };
-    let bytes = onepipe_copycat::raw::encode(&batch.finish().expect("raw batch")).expect("encode");
+    let bytes = onepipe_archive::raw::encode(&batch.finish().expect("raw batch")).expect("encode");
     store
         .put(
             &object_store::path::Path::from(file.path().as_str()),

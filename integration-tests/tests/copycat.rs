@@ -12,7 +12,7 @@ use clap::Parser;
 use object_store::ObjectStore;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use onepipe_copycat::raw::RawRecord;
+use onepipe_archive::raw::RawRecord;
 use onepipe_integration_tests::{create_topic, endpoint, start_registry, unique_name};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
@@ -213,7 +213,7 @@ async fn wait_archived(
     }
     let started = Instant::now();
     loop {
-        let report = onepipe_copycat::check::check(store, topic).await.unwrap();
+        let report = onepipe_archive::check::check(store, topic).await.unwrap();
         let have: BTreeMap<i32, i64> = report
             .partitions
             .iter()
@@ -239,7 +239,7 @@ async fn read_archive(
     store: &dyn ObjectStore,
     topic: &str,
 ) -> (BTreeMap<(i32, i64), RawRecord>, usize) {
-    let (files, strange) = onepipe_copycat::checkpoint::list_raw(store, &format!("raw/{topic}/"))
+    let (files, strange) = onepipe_archive::checkpoint::list_raw(store, &format!("raw/{topic}/"))
         .await
         .unwrap();
     assert!(strange.is_empty(), "{strange:?}");
@@ -253,7 +253,7 @@ async fn read_archive(
             .bytes()
             .await
             .unwrap();
-        let records = onepipe_copycat::raw::decode(&path, data).unwrap();
+        let records = onepipe_archive::raw::decode(&path, data).unwrap();
         assert_eq!(
             records.len() as i64,
             f.last_offset - f.first_offset + 1,
@@ -352,7 +352,7 @@ async fn archives_50k_records_exactly_once_byte_for_byte() {
     assert_eq!(out.matches("no gaps or overlaps").count(), 3, "{out}");
     // The checkpoints agree with the files.
     for p in 0..3 {
-        let c = onepipe_copycat::checkpoint::read(store.as_ref(), &topic, p)
+        let c = onepipe_archive::checkpoint::read(store.as_ref(), &topic, p)
             .await
             .unwrap()
             .unwrap();
@@ -434,7 +434,7 @@ async fn survives_sigkill_without_losing_or_doubling_records() {
     // a random moment (often in the middle of an upload or between an upload and its
     // checkpoint or commit).
     let files = |store: Arc<dyn ObjectStore>, topic: String| async move {
-        let r = onepipe_copycat::check::check(store.as_ref(), &topic)
+        let r = onepipe_archive::check::check(store.as_ref(), &topic)
             .await
             .unwrap();
         r.partitions.iter().map(|p| p.files).sum::<usize>()
@@ -593,7 +593,7 @@ async fn replay_gives_the_same_records_byte_for_byte() {
     task.await.unwrap().unwrap();
     // S3 gives multipart objects an ETag of `{md5 of the parts' md5s}-{parts}`.
     let (files, _) =
-        onepipe_copycat::checkpoint::list_raw(store.as_ref(), &format!("raw/{topic}/"))
+        onepipe_archive::checkpoint::list_raw(store.as_ref(), &format!("raw/{topic}/"))
             .await
             .unwrap();
     assert!(!files.is_empty());

@@ -12,10 +12,10 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
-use onepipe_copycat::raw::{RawBatch, encode};
+use onepipe_archive::raw::{RawBatch, encode};
 use onepipe_copydog::run::{RunOptions, run_topic};
-use onepipe_core::layout::RawFile;
-use onepipe_core::manifest;
+use onepipe_archive::layout::RawFile;
+use onepipe_archive::manifest;
 use onepipe_core::metadata::TopicMetadata;
 use onepipe_integration_tests::{
     create_dataset, endpoint, fresh_database, fresh_store_url, start_registry, unique_name,
@@ -620,8 +620,8 @@ async fn lag_is_ok_when_caught_up_and_stopped_when_nobody_consumes() {
     let (b2, t2) = (bootstrap.clone(), topics.clone());
     let ((a1, m1), (b1, n1)) = tokio::task::spawn_blocking(move || {
         (
-            sample(&b2, &done, &t2).unwrap(),
-            sample(&b2, &behind, &t2).unwrap(),
+            sample(&b2, &done, &t2, &[]).unwrap(),
+            sample(&b2, &behind, &t2, &[]).unwrap(),
         )
     })
     .await
@@ -689,7 +689,7 @@ async fn wait_archived(
 ) {
     let started = std::time::Instant::now();
     loop {
-        let report = onepipe_copycat::check::check(store, topic).await.unwrap();
+        let report = onepipe_archive::check::check(store, topic).await.unwrap();
         let have: std::collections::BTreeMap<i32, i64> = report
             .partitions
             .iter()
@@ -1137,6 +1137,7 @@ async fn a_raw_file_missing_between_others_is_named_with_its_records() {
     copycat.await.unwrap().expect("copycat stops cleanly");
     let kafka = KafkaOptions {
         bootstrap,
+        client_options: Vec::new(),
         grace: std::time::Duration::ZERO,
     };
     let report = check(store.clone(), &registry, &topic, &kafka, 100)
@@ -1146,7 +1147,7 @@ async fn a_raw_file_missing_between_others_is_named_with_its_records() {
 
     // Remove a raw file that has files before and after it.
     let (mut files, _) =
-        onepipe_copycat::checkpoint::list_raw(store.as_ref(), &format!("raw/{topic}/"))
+        onepipe_archive::checkpoint::list_raw(store.as_ref(), &format!("raw/{topic}/"))
             .await
             .unwrap();
     files.sort_by_key(|f| f.first_offset);

@@ -12,10 +12,10 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use onepipe_client::codec::WriterSchema;
 use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
-use onepipe_copycat::raw::{RawBatch, encode};
+use onepipe_archive::raw::{RawBatch, encode};
 use onepipe_copydog::run::{RunOptions, run_topic};
-use onepipe_core::layout::RawFile;
-use onepipe_core::manifest;
+use onepipe_archive::layout::RawFile;
+use onepipe_archive::manifest;
 use onepipe_integration_tests::{
     create_dataset, endpoint, fresh_database, register_schema, start_registry, unique_name,
 };
@@ -508,7 +508,7 @@ impl Mart {
 }
 
 fn table_of(topic: &str) -> String {
-    onepipe_warehouse_loader::names::sql_name(topic)
+    onepipe_tables::names::sql_name(topic)
 }
 
 async fn once(config: &Config) -> (Loader, Report) {

@@ -11,12 +11,14 @@
 //! ```
 
 pub mod query;
+pub mod replay;
 
 use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use onepipe_client::args::KafkaOptions;
 use onepipe_core::metadata::{
     Check, Compatibility, MergeStrategy, TopicMetadata, validate_topic_name,
 };
@@ -43,18 +45,24 @@ pub struct Cli {
     )]
     pub registry: String,
 
-    /// Admin token for writes, when the registry requires one.
+    /// Token for the registry: its admin token for writes (schema register, topic
+    /// create and delete), or its read token for reads. (`--admin-token` and
+    /// ONEPIPE_REGISTRY_ADMIN_TOKEN are old spellings, accepted for one release.)
     #[arg(
         long,
+        alias = "admin-token",
         global = true,
-        env = "ONEPIPE_REGISTRY_ADMIN_TOKEN",
+        env = "ONEPIPE_REGISTRY_TOKEN",
         hide_env_values = true
     )]
-    pub admin_token: Option<String>,
+    pub registry_token: Option<String>,
 
-    /// PEM CA certificate to trust when the registry URL is https:// (TLS).
+    /// PEM file of the CA to trust when the registry URL is https:// (TLS).
     #[arg(long, global = true, env = "ONEPIPE_TLS_CA")]
     pub tls_ca: Option<String>,
+
+    #[command(flatten)]
+    pub kafka: KafkaOptions,
 
     #[command(subcommand)]
     pub command: Command,
@@ -247,7 +255,7 @@ pub struct CreateTopic {
 pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
     // The archive commands need no registry.
     let command = match cli.command {
-        Command::Replay(args) => return replay(*args, out).await,
+        Command::Replay(args) => return replay(*args, &cli.kafka, out).await,
         Command::Query {
             sql,
             object_store,
@@ -262,7 +270,7 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
             object_store,
         }) => {
             let store = onepipe_core::store::open(&object_store)?;
-            let report = onepipe_copycat::check::check(store.as_ref(), &topic).await?;
+            let report = onepipe_archive::check::check(store.as_ref(), &topic).await?;
             write!(out, "{report}")?;
             return Ok(if report.is_clean() { 0 } else { 1 });
         }
@@ -272,7 +280,7 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
             object_store,
         }) => {
             let store = onepipe_core::store::open(&object_store)?;
-            let Some(m) = onepipe_core::manifest::latest(store.as_ref(), &topic).await? else {
+            let Some(m) = onepipe_archive::manifest::latest(store.as_ref(), &topic).await? else {
                 bail!("topic {topic} has no clean archive yet (no manifest: copydog has not run)");
             };
             let mut printed = 0;
@@ -296,7 +304,11 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
     };
     let cli = Cli { command, ..cli };
     let mut client = RegistryClient::new(connect(&cli.registry, cli.tls_ca.as_deref()).await?);
-    let token = cli.admin_token.clone().filter(|t| !t.is_empty());
+    let token = cli
+        .registry_token
+        .clone()
+        .or_else(|| std::env::var("ONEPIPE_REGISTRY_ADMIN_TOKEN").ok())
+        .filter(|t| !t.is_empty());
     match cli.command {
         Command::Schema(SchemaCommand::Register { subject, file }) => {
             let schema = read_file(&file)?;
@@ -393,7 +405,7 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
             }
         }
         Command::Topic(TopicCommand::Create(c)) => {
-            create_topic(&mut client, *c, token.as_deref(), out).await?
+            create_topic(&mut client, *c, token.as_deref(), &cli.kafka, out).await?
         }
         Command::Topic(TopicCommand::Describe { topic, json }) => {
             let m = client
@@ -445,9 +457,13 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-async fn replay(args: ReplayArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+async fn replay(
+    args: ReplayArgs,
+    kafka: &KafkaOptions,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
     let store = onepipe_core::store::open(&args.object_store)?;
-    let opts = onepipe_copycat::replay::ReplayOptions {
+    let opts = crate::replay::ReplayOptions {
         topic: args.topic,
         to_topic: args.to_topic,
         partition: args.partition,
@@ -458,6 +474,7 @@ async fn replay(args: ReplayArgs, out: &mut impl Write) -> anyhow::Result<i32> {
     };
     let mut producer = ClientConfig::new();
     producer.set("bootstrap.servers", &args.kafka_bootstrap);
+    kafka.apply(&mut producer);
     let bar = indicatif::ProgressBar::new(0).with_style(indicatif::ProgressStyle::with_template(
         "{bar:40} {pos}/{len} records {per_sec} eta {eta}",
     )?);
@@ -466,7 +483,7 @@ async fn replay(args: ReplayArgs, out: &mut impl Write) -> anyhow::Result<i32> {
         bar.set_position(done);
     };
     let summary =
-        onepipe_copycat::replay::replay(store.as_ref(), producer, &opts, &mut progress).await?;
+        crate::replay::replay(store.as_ref(), producer, &opts, &mut progress).await?;
     bar.finish_and_clear();
     writeln!(
         out,
@@ -487,6 +504,7 @@ async fn create_topic(
     client: &mut RegistryClient<Channel>,
     c: CreateTopic,
     token: Option<&str>,
+    kafka: &KafkaOptions,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     validate_topic_name(&c.topic)?;
@@ -501,9 +519,9 @@ async fn create_topic(
     meta.description = c.description;
     meta.validate()?;
     // Checked here too, so that a refused dataset leaves no schema or Kafka topic behind.
-    let parsed = onepipe_registry::service::parse_schema(&schema)
+    let parsed = onepipe_schema::parse(&schema)
         .with_context(|| format!("in {}", c.schema_file))?;
-    let problems = onepipe_registry::service::metadata_problems(&meta, &parsed);
+    let problems = onepipe_schema::metadata_problems(&meta, &parsed);
     if !problems.is_empty() {
         bail!("invalid topic metadata: {}", problems.join("; "));
     }
@@ -539,6 +557,7 @@ async fn create_topic(
 
     let created = ensure_kafka_topic(
         &c.kafka_bootstrap,
+        kafka,
         &c.topic,
         c.partitions,
         c.replication_factor,
@@ -584,14 +603,16 @@ async fn create_topic(
 /// Creates the topic unless it exists; true when it was created.
 async fn ensure_kafka_topic(
     bootstrap: &str,
+    kafka: &KafkaOptions,
     topic: &str,
     partitions: i32,
     replication: i32,
 ) -> anyhow::Result<bool> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .context("kafka admin client")?;
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    kafka.apply(&mut config);
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().context("kafka admin client")?;
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
         .create_topics(

@@ -16,7 +16,7 @@ use datafusion::datasource::listing::{
 use datafusion::prelude::SessionContext;
 use object_store::ObjectStore;
 use object_store::path::Path;
-use onepipe_core::layout::CLEAN_ROOT;
+use onepipe_archive::layout::CLEAN_ROOT;
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -56,7 +56,7 @@ pub async fn run(
         if !only.is_empty() && !only.contains(&topic) {
             continue;
         }
-        let Some(m) = onepipe_core::manifest::latest(store.as_ref(), &topic).await? else {
+        let Some(m) = onepipe_archive::manifest::latest(store.as_ref(), &topic).await? else {
             continue;
         };
         let mut urls = Vec::new();
@@ -75,7 +75,7 @@ pub async fn run(
             .infer_schema(&ctx.state())
             .await
             .with_context(|| format!("reading the schema of {topic}"))?;
-        let name = onepipe_warehouse_loader::names::sql_name(&topic);
+        let name = onepipe_tables::names::sql_name(&topic);
         ctx.register_table(name.as_str(), Arc::new(ListingTable::try_new(config)?))?;
         registered.push(name);
     }

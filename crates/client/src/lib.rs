@@ -36,6 +36,7 @@
 //! );
 //! ```
 
+pub mod args;
 pub mod codec;
 pub mod error;
 pub mod json;
@@ -45,4 +46,4 @@ pub mod registry;
 pub use codec::{Decoded, Deserializer, Encoded, ReaderSchema, Serializer, WriterSchema};
 pub use error::{Error, Result};
 pub use kafka::{Consumer, Delivery, Outgoing, Producer, Record};
-pub use registry::{RegistryOptions, SchemaRegistry};
+pub use registry::{RegistryOptions, SchemaRegistry, TopicEvent, TopicWatch};

@@ -236,12 +236,52 @@ impl SchemaRegistry {
         }))
     }
 
+    /// The registry's topic changes after `after_seq` (0: every topic there is, then each
+    /// change as it happens), until the stream ends or fails.
+    pub async fn watch_topics(&self, after_seq: i64) -> Result<TopicWatch> {
+        let stream = self
+            .client()
+            .watch_topics(self.request(pb::WatchTopicsRequest { after_seq }))
+            .await
+            .map_err(registry_error)?
+            .into_inner();
+        Ok(TopicWatch(stream))
+    }
+
     fn client(&self) -> RegistryClient<Channel> {
         self.inner.client.clone()
     }
 
     fn request<T>(&self, msg: T) -> Request<T> {
         authorized(msg, self.inner.token.as_deref())
+    }
+}
+
+/// One change to the registry's topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicEvent {
+    /// Where the change is in the registry's change log; watch again after it to go on.
+    pub seq: i64,
+    pub topic: String,
+    /// `false` when the topic was deleted.
+    pub present: bool,
+}
+
+/// The stream of [`SchemaRegistry::watch_topics`].
+pub struct TopicWatch(tonic::Streaming<pb::TopicEvent>);
+
+impl TopicWatch {
+    /// The next change; `None` when the registry ended the stream.
+    pub async fn next(&mut self) -> Result<Option<TopicEvent>> {
+        match self.0.message().await {
+            Ok(Some(e)) => Ok(Some(TopicEvent {
+                seq: e.seq,
+                present: e.metadata.is_some(),
+                topic: e.topic,
+            })),
+            Ok(None) => Ok(None),
+            Err(s) => Err(registry_error(s)),
+        }
     }
 }
 

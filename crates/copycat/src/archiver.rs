@@ -8,7 +8,7 @@
 //! partitions in parallel.
 //!
 //! - Assignment: each partition resumes right after the last offset its raw files hold
-//!   ([`crate::checkpoint::recover`]), whatever the committed offset says, and writes
+//!   ([`onepipe_archive::checkpoint::recover`]), whatever the committed offset says, and writes
 //!   ranges an earlier owner claimed but did not finish exactly as claimed.
 //! - Upload: claim the file's range, upload, checkpoint, then mark for commit. A claim
 //!   that conflicts means another instance owns the partition now: this one stops.
@@ -40,7 +40,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::buffer::{Limits, PartitionBuffer, Pushed, Sealed};
-use crate::checkpoint::{self, Checkpoint};
+use futures::TryFutureExt;
+use onepipe_archive::checkpoint::{self, Checkpoint};
 use crate::config::Config;
 use crate::metrics as m;
 use crate::topics::{self, TopicSet};
@@ -201,7 +202,7 @@ async fn archive_file_in_span(u: &Uploads, sealed: Sealed) -> Result<()> {
         owner: u.owner.clone(),
     };
     let claimed = with_retries("claim", UPLOAD_ATTEMPTS, || {
-        checkpoint::claim(u.store.as_ref(), &claim)
+        checkpoint::claim(u.store.as_ref(), &claim).err_into()
     })
     .await?;
     if let checkpoint::Claimed::Conflict(other) = claimed {
@@ -216,7 +217,7 @@ async fn archive_file_in_span(u: &Uploads, sealed: Sealed) -> Result<()> {
             file.partition
         )));
     }
-    let data = tokio::task::spawn_blocking(move || crate::raw::encode(&batch.finish()?))
+    let data = tokio::task::spawn_blocking(move || onepipe_archive::raw::encode(&batch.finish()?))
         .await
         .map_err(|e| Error::Fatal(format!("encoding failed: {e}")))??;
     let data = bytes::Bytes::from(data);
@@ -244,7 +245,7 @@ async fn archive_file_in_span(u: &Uploads, sealed: Sealed) -> Result<()> {
         file: path.clone(),
     };
     with_retries("checkpoint", UPLOAD_ATTEMPTS, || {
-        checkpoint::write(u.store.as_ref(), &checkpoint)
+        checkpoint::write(u.store.as_ref(), &checkpoint).err_into()
     })
     .await?;
     let ms = started.elapsed().as_millis() as u64;
@@ -367,7 +368,7 @@ impl Shared {
             let (topic, partition) = (e.topic().to_string(), e.partition());
             let store = self.uploads.store.clone();
             let resume = self.handle.block_on(with_retries("recovery", 5, || {
-                checkpoint::recover(store.as_ref(), &topic, partition)
+                checkpoint::recover(store.as_ref(), &topic, partition).err_into()
             }));
             let resume = match resume {
                 Ok(r) => r,
@@ -604,9 +605,7 @@ fn consume(
         // When the local queue is full librdkafka waits this long before fetching again
         // (default 1 s); copycat drains the queue in bursts, so wait little.
         .set("fetch.queue.backoff.ms", "20");
-    for (k, v) in &config.kafka_options {
-        client.set(k, v);
-    }
+    config.kafka.apply(&mut client);
     let consumer: BaseConsumer<Ctx> = client.create_with_context(Ctx {
         shared: shared.clone(),
     })?;
@@ -748,7 +747,7 @@ mod tests {
                 s.append("t", p, o, TS + o, None, Some(&value), &[]);
             }
         }
-        let per_record = crate::raw::RawBatch::record_size(None, Some(&value), &[]);
+        let per_record = onepipe_archive::raw::RawBatch::record_size(None, Some(&value), &[]);
         assert_eq!(s.uploads.buffered.load(Ordering::SeqCst), 160 * per_record);
 
         // Down to 60 records' worth: only partition 0 (100 records) is written early.

@@ -12,16 +12,16 @@
 //! partition, the memory cap, shutdown) are the only exceptions; they still fall on
 //! offset boundaries and recovery does not depend on where files end.
 //!
-//! Ranges already claimed by an earlier owner ([`crate::checkpoint::Claim`]) override the
+//! Ranges already claimed by an earlier owner ([`onepipe_archive::checkpoint::Claim`]) override the
 //! rules: a file starts at each claimed first offset and ends at its last offset, and is
 //! never cut early (at shutdown it is dropped instead, for the next owner to write).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Timelike};
-use onepipe_core::layout::RawFile;
+use onepipe_archive::layout::RawFile;
 
-use crate::raw::RawBatch;
+use onepipe_archive::raw::RawBatch;
 
 const HOUR_MS: i64 = 3_600_000;
 

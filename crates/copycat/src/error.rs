@@ -13,8 +13,10 @@ pub enum Error {
     Arrow(#[from] arrow::error::ArrowError),
     #[error(transparent)]
     Core(#[from] onepipe_core::Error),
-    #[error("registry: {0}")]
-    Registry(String),
+    #[error(transparent)]
+    Registry(#[from] onepipe_client::Error),
+    #[error(transparent)]
+    Archive(#[from] onepipe_archive::Error),
     #[error("raw file {path}: {reason}")]
     BadRawFile { path: String, reason: String },
     #[error("checkpoint {path}: {reason}")]

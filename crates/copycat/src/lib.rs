@@ -1,16 +1,13 @@
 //! copycat: every Kafka record archived exactly once, byte for byte, in `raw/` Parquet
-//! files named by the offsets they hold; plus replay from that archive back into Kafka
-//! and a check of the archive for gaps and overlaps.
+//! files named by the offsets they hold. The file format, claims, checkpoints and
+//! recovery are the archive contract in `onepipe-archive`.
 //!
 //! - [`archiver::run`]: the long-running consumer group (the `copycat` binary).
-//! - [`raw`]: the raw file format (DESIGN.md's columns, zstd).
 //! - [`buffer`]: where files end (hour of record time, records, bytes, time span).
-//! - [`checkpoint`]: where a partition's archive ends, for recovery.
-//! - [`replay::replay`]: raw files back into a topic (`onepipe replay`).
-//! - [`check::check`]: gaps and overlaps per partition (`onepipe archive check`).
+//! - [`upload`]: claim, upload and checkpoint of one finished file.
 //!
 //! ```
-//! use onepipe_copycat::raw::{RawBatch, decode, encode};
+//! use onepipe_archive::raw::{RawBatch, decode, encode};
 //!
 //! let mut batch = RawBatch::new(0);
 //! batch.push(41, 1_700_000_000_000, Some(b"[\"k\"]"), None, &[("traceparent", Some(b"00-1"))]);
@@ -21,13 +18,9 @@
 
 pub mod archiver;
 pub mod buffer;
-pub mod check;
-pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod metrics;
-pub mod raw;
-pub mod replay;
 pub mod topics;
 pub mod upload;
 

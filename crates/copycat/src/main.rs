@@ -33,34 +33,11 @@ async fn main() -> anyhow::Result<()> {
     ));
     let archive_stopped = when_stopped();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        onepipe_core::admin::shutdown_signal().await;
         let _ = stop.send(true);
     });
     let result = onepipe_copycat::archiver::run(config, store, metrics, archive_stopped).await;
     admin_server.abort();
     result.context("archiving")?;
     Ok(())
-}
-
-/// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-    tracing::info!("shutting down");
 }

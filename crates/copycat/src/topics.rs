@@ -5,15 +5,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use onepipe_proto::registry::v1::WatchTopicsRequest;
-use onepipe_proto::registry::v1::registry_client::RegistryClient;
+use onepipe_client::SchemaRegistry;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use regex::Regex;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::{Error, Result};
+use crate::Result;
 
 pub type TopicSet = BTreeSet<String>;
 
@@ -29,14 +28,13 @@ pub fn follow(config: &Config) -> Result<watch::Receiver<Option<TopicSet>>> {
             let re = Regex::new(&format!("^(?:{pattern})$"))?;
             let mut client = ClientConfig::new();
             client.set("bootstrap.servers", &config.kafka_bootstrap);
-            for (k, v) in &config.kafka_options {
-                client.set(k, v);
-            }
+            config.kafka.apply(&mut client);
             let metadata: BaseConsumer = client.create()?;
             tokio::spawn(follow_kafka(metadata, re, config.topic_refresh, tx));
         }
         None => {
-            tokio::spawn(follow_registry(config.registry.clone(), tx));
+            let registry = config.registry.connect(false)?;
+            tokio::spawn(follow_registry(registry, tx));
         }
     }
     Ok(rx)
@@ -87,15 +85,15 @@ async fn follow_kafka(
     }
 }
 
-async fn follow_registry(url: String, tx: watch::Sender<Option<TopicSet>>) {
+async fn follow_registry(registry: SchemaRegistry, tx: watch::Sender<Option<TopicSet>>) {
     let mut after_seq = 0;
     let mut topics = TopicSet::new();
     let mut backoff = Duration::from_millis(200);
     while !tx.is_closed() {
-        match watch_once(&url, &mut after_seq, &mut topics, &tx).await {
+        match watch_once(&registry, &mut after_seq, &mut topics, &tx).await {
             Ok(()) => backoff = Duration::from_millis(200),
             Err(e) => {
-                tracing::warn!(registry = %url, error = %e, "watching the registry's topics failed, retrying");
+                tracing::warn!(registry = registry.url(), error = %e, "watching the registry's topics failed, retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
@@ -106,34 +104,25 @@ async fn follow_registry(url: String, tx: watch::Sender<Option<TopicSet>>) {
 /// Follows one watch stream until it ends; every event moves `after_seq` on, so a new
 /// stream continues where this one stopped.
 async fn watch_once(
-    url: &str,
+    registry: &SchemaRegistry,
     after_seq: &mut i64,
     topics: &mut TopicSet,
     tx: &watch::Sender<Option<TopicSet>>,
 ) -> Result<()> {
-    let mut client = RegistryClient::connect(url.to_string())
-        .await
-        .map_err(|e| Error::Registry(format!("cannot reach {url}: {e}")))?;
-    let mut stream = client
-        .watch_topics(WatchTopicsRequest {
-            after_seq: *after_seq,
-        })
-        .await
-        .map_err(|s| Error::Registry(s.message().to_string()))?
-        .into_inner();
+    let mut stream = registry.watch_topics(*after_seq).await?;
     let mut dirty = tx.borrow().is_none();
     loop {
-        match tokio::time::timeout(SETTLE, stream.message()).await {
+        match tokio::time::timeout(SETTLE, stream.next()).await {
             Ok(Ok(Some(event))) => {
                 *after_seq = event.seq;
-                if event.metadata.is_some() {
+                if event.present {
                     dirty |= topics.insert(event.topic);
                 } else {
                     dirty |= topics.remove(&event.topic);
                 }
             }
             Ok(Ok(None)) => return Ok(()),
-            Ok(Err(s)) => return Err(Error::Registry(s.message().to_string())),
+            Ok(Err(e)) => return Err(e.into()),
             Err(_quiet) => {
                 if dirty {
                     tracing::info!(topics = ?topics, "topics to archive");

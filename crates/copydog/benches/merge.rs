@@ -23,9 +23,9 @@ use std::time::Instant;
 
 use arrow::array::{Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use onepipe_copydog::merge::merge;
+use onepipe_archive::merge::merge;
 use onepipe_copydog::spill::{Budget, Pending, RunMerger, Runs, merge_buckets};
-use onepipe_copydog::{OFFSET_COLUMN, PARTITION_COLUMN};
+use onepipe_archive::{OFFSET_COLUMN, PARTITION_COLUMN};
 use onepipe_core::metadata::TopicMetadata;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

@@ -9,7 +9,8 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use onepipe_core::metadata::{Check, TopicMetadata};
 use serde_json::{Value as Json, json};
 
-use crate::merge::column_at;
+use onepipe_archive::columns::decimal_text;
+use onepipe_archive::merge::column_at;
 
 /// Every check of the topic that copydog computes, by its name. `row_checksum` is left
 /// to the verifier (issue 8), which defines its canonical row text.
@@ -172,23 +173,6 @@ fn int_json(v: i128) -> Json {
         Ok(x) => json!(x),
         Err(_) => json!(v.to_string()),
     }
-}
-
-/// A decimal with exactly `scale` fraction digits (as PostgreSQL prints numeric(p, s)).
-pub fn decimal_text(v: i128, scale: i8) -> String {
-    if scale <= 0 {
-        let zeros = "0".repeat(scale.unsigned_abs() as usize);
-        return if v == 0 {
-            "0".to_string()
-        } else {
-            format!("{v}{zeros}")
-        };
-    }
-    let scale = scale as usize;
-    let digits = v.unsigned_abs().to_string();
-    let padded = format!("{digits:0>width$}", width = scale + 1);
-    let (int, frac) = padded.split_at(padded.len() - scale);
-    format!("{}{int}.{frac}", if v < 0 { "-" } else { "" })
 }
 
 /// Where the smallest or largest non-null value is (`None` when all are null).

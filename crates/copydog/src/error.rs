@@ -7,11 +7,9 @@ pub enum Error {
     #[error(transparent)]
     Registry(#[from] onepipe_client::Error),
     #[error(transparent)]
-    Core(#[from] onepipe_core::Error),
+    Archive(#[from] onepipe_archive::Error),
     #[error(transparent)]
     ObjectStore(#[from] object_store::Error),
-    #[error(transparent)]
-    Raw(#[from] onepipe_copycat::Error),
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("topic {0}: the schema cannot be mapped to columns: {1}")]

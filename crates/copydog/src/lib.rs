@@ -17,17 +17,12 @@
 //! ```
 
 pub mod checks;
-pub mod columns;
+mod date;
 pub mod error;
-pub mod merge;
+mod rejects;
 pub mod run;
+mod sink;
 pub mod spill;
 pub mod vacuum;
 
 pub use error::{Error, Result};
-
-/// Columns copydog adds after the record's fields.
-pub const PARTITION_COLUMN: &str = "_kafka_partition";
-pub const OFFSET_COLUMN: &str = "_kafka_offset";
-pub const TIMESTAMP_COLUMN: &str = "_kafka_timestamp";
-pub const SCHEMA_ID_COLUMN: &str = "_schema_id";

@@ -3,10 +3,11 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use onepipe_client::{RegistryOptions, SchemaRegistry};
-use onepipe_copydog::run::{RunOptions, run_topic};
+use onepipe_client::args::RegistryArgs;
+use onepipe_copydog::run::{RunOptions, RunSummary, run_topic};
 use onepipe_copydog::vacuum::vacuum;
 use onepipe_core::admin;
+use onepipe_core::units::{parse_bytes, parse_duration};
 
 /// copydog: turns raw/ into clean/ — every record once, in its latest state by the topic's
 /// merge strategy, sorted, in versioned date folders named by numbered manifests.
@@ -16,17 +17,8 @@ use onepipe_core::admin;
 #[derive(Debug, Parser)]
 #[command(name = "copydog", version)]
 struct Cli {
-    /// The registry's gRPC address.
-    #[arg(
-        long,
-        env = "ONEPIPE_REGISTRY",
-        default_value = "http://127.0.0.1:8090"
-    )]
-    registry: String,
-
-    /// Token for the registry when it requires one for reads.
-    #[arg(long, env = "ONEPIPE_REGISTRY_TOKEN", hide_env_values = true)]
-    registry_token: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
 
     /// Where raw/ and clean/ live: file:///path, s3://bucket/prefix.
     #[arg(long, env = "ONEPIPE_OBJECT_STORE")]
@@ -59,7 +51,7 @@ enum Command {
         /// Memory for rows being merged (e.g. 256MB, 2GB). A date larger than this is
         /// merged through spill files on local disk instead, in pieces that fit; the
         /// process needs somewhat more than this in all.
-        #[arg(long, env = "ONEPIPE_MEMORY_LIMIT", default_value = "1GiB", value_parser = parse_size)]
+        #[arg(long, env = "ONEPIPE_MEMORY_LIMIT", default_value = "1GiB", value_parser = parse_bytes)]
         memory_limit: usize,
         /// Folder for spill files (a private folder inside it is removed after the run);
         /// it needs free space about twice the size of the largest date.
@@ -76,7 +68,7 @@ enum Command {
         #[arg(long)]
         all: bool,
         /// Only files older than this (s, m, h, d suffixes), so running writers are safe.
-        #[arg(long, default_value = "7d", value_parser = parse_age)]
+        #[arg(long, default_value = "7d", value_parser = parse_duration)]
         older_than: std::time::Duration,
         /// How many of the newest manifests stay readable.
         #[arg(long, default_value_t = 10)]
@@ -85,38 +77,6 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-}
-
-fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: usize = number
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a size like 512MB or 2GiB"))?;
-    let mult: usize = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "K" | "KB" | "KIB" | "KI" => 1 << 10,
-        "M" | "MB" | "MIB" | "MI" => 1 << 20,
-        "G" | "GB" | "GIB" | "GI" => 1 << 30,
-        other => return Err(format!("{s:?}: unknown unit {other:?} (B, KB, MB, GB)")),
-    };
-    Ok(n * mult)
-}
-
-fn parse_age(s: &str) -> Result<std::time::Duration, String> {
-    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a number and a unit, like 7d or 12h"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        other => return Err(format!("{s:?}: unknown unit {other:?} (s, m, h, d)")),
-    };
-    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[tokio::main]
@@ -146,14 +106,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
             .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
     }
-    let registry = SchemaRegistry::connect(
-        &cli.registry,
-        RegistryOptions {
-            token: cli.registry_token.clone(),
-            watch: false,
-            ..RegistryOptions::default()
-        },
-    )?;
+    let registry = cli.registry.connect(false)?;
     match cli.command {
         Command::Run {
             topic,
@@ -178,6 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut rejected = 0;
             for t in topics {
                 let summary = run_topic(store.clone(), &registry, &t, &opts).await?;
+                print_summary(&summary);
                 rejected += summary.rejected;
             }
             if rejected > 0 && !allow_rejects {
@@ -225,5 +179,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The progress line of one topic's run, on stderr (stdout is for `vacuum`'s list).
+fn print_summary(s: &RunSummary) {
+    for (date, (rows, version)) in &s.dates {
+        eprintln!(
+            "copydog: {} date={date}: {rows} rows in version {version}",
+            s.topic
+        );
+    }
+    match s.manifest {
+        Some(n) => eprintln!(
+            "copydog: {}: committed manifest {n} ({} raw files, {} records, {} rejected)",
+            s.topic, s.raw_files, s.records, s.rejected
+        ),
+        None => eprintln!("copydog: {}: nothing new in raw/", s.topic),
     }
 }

@@ -22,7 +22,7 @@ use chrono::NaiveDate;
 use onepipe_core::metadata::TopicMetadata;
 
 use crate::checks::Accumulator;
-use crate::merge;
+use onepipe_archive::merge;
 
 /// Buckets a spilled date (or an oversized bucket) is split into.
 pub const FANOUT: usize = 16;
@@ -598,7 +598,7 @@ fn next_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{OFFSET_COLUMN, PARTITION_COLUMN};
+    use onepipe_archive::{OFFSET_COLUMN, PARTITION_COLUMN};
     use arrow::array::{AsArray, Int32Array, Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Int64Type, Schema};
     use std::sync::Arc;

@@ -8,9 +8,9 @@ use chrono::Utc;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use onepipe_copycat::checkpoint::list_raw;
-use onepipe_core::layout::{CLEAN_ROOT, MANIFESTS_DIR, raw_topic_prefix};
-use onepipe_core::manifest::{self, Manifest};
+use onepipe_archive::checkpoint::list_raw;
+use onepipe_archive::layout::{CLEAN_ROOT, MANIFESTS_DIR, raw_topic_prefix};
+use onepipe_archive::manifest::{self, Manifest};
 
 use crate::error::Result;
 

@@ -16,23 +16,11 @@ pub enum Error {
         reason: String,
     },
 
-    /// An object-store path that is not one of the layout's forms.
-    #[error("not a {kind} path {path:?}: {reason}")]
-    Layout {
-        kind: &'static str,
-        path: String,
-        reason: String,
-    },
-
     #[error("object store url {url:?}: {reason}")]
     StoreUrl { url: String, reason: String },
 
     #[error(transparent)]
     ObjectStore(#[from] object_store::Error),
-
-    /// A manifest that cannot be read or written as JSON.
-    #[error("manifest {path}: {reason}")]
-    BadManifest { path: String, reason: String },
 
     #[error("telemetry: {0}")]
     Telemetry(String),

@@ -2,10 +2,10 @@
 //!
 //! - [`wire`]: the Kafka record value (`0x00 | schema id | Avro datum`) and key formats.
 //! - [`metadata`]: per-topic metadata held by the registry (unique key, merge strategy, checks).
-//! - [`layout`]: object-store paths of raw files, clean files and manifests.
-//! - [`manifest`]: the numbered, create-only manifests that name a topic's clean files.
 //! - [`store`]: an object store opened from a URL (`file://`, `s3://`, `memory://`).
 //! - [`telemetry`]: logs and traces for a service's `main`.
+//! - [`units`]: durations, sizes and `KEY=VALUE` options as every command line takes them.
+//! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and the shutdown signal.
 //!
 //! ```
 //! use onepipe_core::wire;
@@ -17,11 +17,10 @@
 
 pub mod admin;
 pub mod error;
-pub mod layout;
-pub mod manifest;
 pub mod metadata;
 pub mod store;
 pub mod telemetry;
+pub mod units;
 pub mod wire;
 
 pub use error::{Error, Result};

@@ -34,8 +34,10 @@ use axum::routing::{get, post};
 use onepipe_client::Serializer;
 use onepipe_client::codec::WriterSchema;
 use onepipe_client::json::Options;
-use onepipe_client::{Error as ClientError, Outgoing, Producer, RegistryOptions, SchemaRegistry};
+use onepipe_client::args::{KafkaOptions, RegistryArgs};
+use onepipe_client::{Error as ClientError, Outgoing, Producer, SchemaRegistry};
 use onepipe_core::admin::{self, Metrics, ReadyCheck};
+use onepipe_core::units::parse_duration;
 use rdkafka::producer::Producer as _;
 use serde_json::{Value as Json, json};
 use tokio::net::TcpListener;
@@ -54,21 +56,9 @@ pub struct Config {
     #[arg(long, env = "ONEPIPE_ADMIN_LISTEN", default_value = "127.0.0.1:8094")]
     pub admin_listen: String,
 
-    /// The registry's gRPC address.
-    #[arg(
-        long,
-        env = "ONEPIPE_REGISTRY",
-        default_value = "http://127.0.0.1:8090"
-    )]
-    pub registry: String,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 
-    /// Token for the registry when it requires one for reads.
-    #[arg(long, env = "ONEPIPE_REGISTRY_TOKEN", hide_env_values = true)]
-    pub registry_token: Option<String>,
-
-    /// PEM CA certificate to trust for an https:// registry.
-    #[arg(long, env = "ONEPIPE_TLS_CA")]
-    pub tls_ca: Option<String>,
 
     /// Kafka bootstrap servers.
     #[arg(
@@ -87,9 +77,13 @@ pub struct Config {
     pub max_records: usize,
 
     /// How long Kafka may take to acknowledge a batch before the request gets 503
-    /// with Retry-After (milliseconds).
-    #[arg(long, env = "ONEPIPE_PRODUCE_TIMEOUT_MS", default_value_t = 10_000)]
-    pub produce_timeout_ms: u64,
+    /// with Retry-After, e.g. 10s or 500ms.
+    #[arg(long, env = "ONEPIPE_PRODUCE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub produce_timeout: Duration,
+
+    /// The old spelling of --produce-timeout in milliseconds, accepted for one release.
+    #[arg(long, env = "ONEPIPE_PRODUCE_TIMEOUT_MS", hide = true, conflicts_with = "produce_timeout")]
+    pub produce_timeout_ms: Option<u64>,
 
     /// JSON file of API keys with the topics each may produce to; without it, anyone
     /// reaching the port may produce. See the README for the format.
@@ -100,14 +94,8 @@ pub struct Config {
     #[arg(long, env = "ONEPIPE_ALLOW_UNKNOWN_FIELDS")]
     pub allow_unknown_fields: bool,
 
-    /// Extra librdkafka producer settings, `name=value`, repeatable (acks and idempotence
-    /// cannot be weakened).
-    #[arg(
-        long = "kafka-config",
-        env = "ONEPIPE_KAFKA_CONFIG",
-        value_delimiter = ','
-    )]
-    pub kafka_config: Vec<String>,
+    #[command(flatten)]
+    pub kafka: KafkaOptions,
 }
 
 /// Metric names.
@@ -133,35 +121,21 @@ pub struct App {
 impl App {
     /// Connects (lazily) to the registry and Kafka. Needs a Tokio runtime.
     pub fn new(config: &Config) -> anyhow::Result<Arc<Self>> {
-        let tls_ca_pem = match &config.tls_ca {
-            Some(path) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| anyhow::anyhow!("reading --tls-ca {path}: {e}"))?,
-            ),
-            None => None,
-        };
-        let registry = SchemaRegistry::connect(
-            &config.registry,
-            RegistryOptions {
-                token: config.registry_token.clone(),
-                tls_ca_pem,
-                ..RegistryOptions::default()
-            },
-        )?;
+        let registry = config.registry.connect(true)?;
         let serializer = Serializer::new(
             registry.clone(),
             Options {
                 allow_unknown_fields: config.allow_unknown_fields,
             },
         );
-        let timeout = config.produce_timeout_ms.to_string();
+        let produce_timeout = config
+            .produce_timeout_ms
+            .map_or(config.produce_timeout, Duration::from_millis);
+        let timeout = produce_timeout.as_millis().to_string();
         let mut extra: Vec<(&str, &str)> = vec![("message.timeout.ms", &timeout)];
-        for kv in &config.kafka_config {
-            let Some((k, v)) = kv.split_once('=') else {
-                anyhow::bail!("--kafka-config {kv:?}: expected name=value");
-            };
-            if matches!(k, "acks" | "enable.idempotence" | "bootstrap.servers") {
-                anyhow::bail!("--kafka-config {k}: this setting is fixed by http-producer");
+        for (k, v) in &config.kafka.kafka_options {
+            if matches!(k.as_str(), "acks" | "enable.idempotence" | "bootstrap.servers") {
+                anyhow::bail!("--kafka-option {k}: this setting is fixed by http-producer");
             }
             extra.push((k, v));
         }
@@ -177,7 +151,7 @@ impl App {
             keys,
             max_body_bytes: config.max_body_bytes,
             max_records: config.max_records,
-            produce_timeout: Duration::from_millis(config.produce_timeout_ms),
+            produce_timeout,
             metrics: Metrics::new(),
         }))
     }

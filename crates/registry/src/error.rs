@@ -64,3 +64,9 @@ impl Error {
         }
     }
 }
+
+impl From<onepipe_schema::InvalidSchema> for Error {
+    fn from(e: onepipe_schema::InvalidSchema) -> Self {
+        Error::InvalidSchema(e.0)
+    }
+}

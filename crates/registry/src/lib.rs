@@ -1,19 +1,17 @@
 //! The onepipe registry: the single source of truth for Avro schemas (subjects,
 //! versions, global ids), their compatibility rules, and per-topic metadata.
 //!
-//! - [`compat`]: Avro reader/writer compatibility as Apache Avro's own checker decides
-//!   it, with every incompatibility located by a JSON pointer.
+//! - Compatibility and the metadata rules are `onepipe-schema`'s, shared with the CLI.
 //! - [`store`]: schemas and metadata in SQLite or PostgreSQL, same behaviour on both.
 //!
 //! ```
-//! use onepipe_registry::compat::check;
+//! use onepipe_schema::compat::check;
 //! let writer = apache_avro::Schema::parse_str(r#""int""#).unwrap();
 //! let reader = apache_avro::Schema::parse_str(r#""long""#).unwrap();
 //! assert!(check(&reader, &writer).is_empty());
 //! ```
 
 pub mod auth;
-pub mod compat;
 pub mod error;
 pub mod grpc;
 pub mod metrics;

@@ -30,10 +30,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use object_store::ObjectStore;
 use onepipe_client::json::Mapper;
 use onepipe_client::{Deserializer, ReaderSchema, SchemaRegistry};
-use onepipe_copycat::checkpoint::list_raw;
-use onepipe_copydog::columns::Mapping;
-use onepipe_copydog::merge::column_at;
-use onepipe_core::layout::{RawFile, raw_topic_prefix};
+use onepipe_archive::checkpoint::list_raw;
+use onepipe_archive::columns::Mapping;
+use onepipe_archive::merge::column_at;
+use onepipe_archive::layout::{RawFile, raw_topic_prefix};
 use onepipe_core::metadata::TopicMetadata;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -67,6 +67,8 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct KafkaOptions {
     pub bootstrap: String,
+    /// Extra librdkafka properties (TLS, SASL), as `--kafka-option` gives them.
+    pub client_options: Vec<(String, String)>,
     /// Records whose Kafka timestamp is newer than this are expected to be in flight.
     pub grace: Duration,
 }
@@ -204,7 +206,7 @@ pub async fn check(
     kafka: &KafkaOptions,
     max_keys: usize,
 ) -> Result<DatasetReport, String> {
-    let consumer = Arc::new(consumer(&kafka.bootstrap)?);
+    let consumer = Arc::new(consumer(&kafka.bootstrap, &kafka.client_options)?);
     // Kafka first: whatever copycat archives meanwhile only shrinks the holes.
     let marks = {
         let (c, t) = (consumer.clone(), topic.to_string());
@@ -312,8 +314,12 @@ pub fn report(topic: &str, tally: &Tally, gone: &[Hole]) -> DatasetReport {
 
 /// A consumer that only reads assigned partitions (no group membership, no commits), and
 /// only committed transactions, as copycat does.
-fn consumer(bootstrap: &str) -> Result<BaseConsumer, String> {
-    ClientConfig::new()
+fn consumer(bootstrap: &str, options: &[(String, String)]) -> Result<BaseConsumer, String> {
+    let mut config = ClientConfig::new();
+    for (k, v) in options {
+        config.set(k, v);
+    }
+    config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "onepipe-verifier")
         .set("enable.auto.commit", "false")

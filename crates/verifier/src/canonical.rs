@@ -122,7 +122,7 @@ pub fn push_value_text(out: &mut String, column: &ArrayRef, i: usize) {
     };
 }
 
-pub use onepipe_copydog::checks::decimal_text;
+pub use onepipe_archive::columns::decimal_text;
 
 /// A double as PostgreSQL 12+ prints float8 (extra_float_digits = 1, the default).
 pub fn float8_text(v: f64) -> String {

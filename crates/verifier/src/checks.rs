@@ -9,7 +9,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::{SortOptions, sort_to_indices};
 use arrow::datatypes::{DataType, Decimal128Type, Float32Type, Float64Type, Int32Type, Int64Type};
-use onepipe_copydog::merge::column_at;
+use onepipe_archive::merge::column_at;
 use onepipe_core::metadata::{Check, TopicMetadata};
 
 use crate::canonical::{

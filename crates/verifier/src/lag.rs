@@ -57,8 +57,13 @@ pub fn sample(
     bootstrap: &str,
     group: &str,
     topics: &[String],
+    options: &[(String, String)],
 ) -> Result<(Vec<PartitionLag>, usize), String> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    for (k, v) in options {
+        config.set(k, v);
+    }
+    let consumer: BaseConsumer = config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
         .set("enable.auto.commit", "false")

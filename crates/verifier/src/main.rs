@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use onepipe_client::{RegistryOptions, SchemaRegistry};
+use onepipe_client::SchemaRegistry;
+use onepipe_client::args::RegistryArgs;
 use onepipe_core::admin::{self, Metrics};
+use onepipe_core::units::parse_duration;
 use onepipe_verifier::archived::{self, KafkaOptions};
 use onepipe_verifier::lag::{self, GroupLag};
 use onepipe_verifier::verify::{DatasetReport, Warehouse, check_dataset};
@@ -23,17 +25,8 @@ use onepipe_verifier::warehouse;
 #[derive(Debug, Parser)]
 #[command(name = "verifier", version)]
 struct Cli {
-    /// The registry's gRPC address.
-    #[arg(
-        long,
-        env = "ONEPIPE_REGISTRY",
-        default_value = "http://127.0.0.1:8090"
-    )]
-    registry: String,
-
-    /// Token for the registry when it requires one for reads.
-    #[arg(long, env = "ONEPIPE_REGISTRY_TOKEN", hide_env_values = true)]
-    registry_token: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
 
     /// Where raw/ and clean/ live.
     #[arg(long, env = "ONEPIPE_OBJECT_STORE")]
@@ -51,12 +44,16 @@ struct Cli {
     #[arg(long, env = "ONEPIPE_KAFKA_BOOTSTRAP")]
     kafka_bootstrap: Option<String>,
 
+    #[command(flatten)]
+    kafka_options: onepipe_client::args::KafkaOptions,
+
     /// Records still in Kafka but not in raw/ are expected (copycat's buffer, reported as
     /// `records_in_flight`, lag) while their Kafka timestamp is at most this old; older
     /// ones are `records_not_archived`, a mismatch. The default covers copycat's default
     /// --max-file-span (1h) with room for the upload; lower it with a shorter span.
-    #[arg(long, env = "ONEPIPE_ARCHIVE_GRACE_SECS", default_value_t = 7200)]
-    archive_grace_secs: u64,
+    /// (`--archive-grace-secs` is an old spelling, accepted for one release.)
+    #[arg(long, alias = "archive-grace-secs", env = "ONEPIPE_ARCHIVE_GRACE", default_value = "2h", value_parser = parse_duration)]
+    archive_grace: Duration,
 
     /// Consumer groups whose lag is reported (repeatable).
     #[arg(
@@ -67,9 +64,10 @@ struct Cli {
     )]
     groups: Vec<String>,
 
-    /// Time between the two lag samples a status is judged on (seconds).
-    #[arg(long, env = "ONEPIPE_LAG_WINDOW_SECS", default_value_t = 5)]
-    lag_window_secs: u64,
+    /// Time between the two lag samples a status is judged on. (`--lag-window-secs` is
+    /// an old spelling, accepted for one release.)
+    #[arg(long, alias = "lag-window-secs", env = "ONEPIPE_LAG_WINDOW", default_value = "5s", value_parser = parse_duration)]
+    lag_window: Duration,
 
     /// Address of /healthz, /readyz and /metrics; port 0 picks a free port. `check`
     /// serves them only when this is given (for probes of a scheduled job).
@@ -97,9 +95,10 @@ enum Command {
     /// Check on an interval and export the results on /metrics (at --admin-listen,
     /// 127.0.0.1:8099 by default).
     Serve {
-        /// Seconds between checks.
-        #[arg(long, env = "ONEPIPE_INTERVAL_SECS", default_value_t = 300)]
-        interval_secs: u64,
+        /// Time between checks. (`--interval-secs` is an old spelling, accepted for one
+        /// release.)
+        #[arg(long, alias = "interval-secs", env = "ONEPIPE_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+        interval: Duration,
     },
 }
 
@@ -132,14 +131,7 @@ struct Stores {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let store = onepipe_core::store::open(&cli.object_store)?;
-    let registry = SchemaRegistry::connect(
-        &cli.registry,
-        RegistryOptions {
-            token: cli.registry_token.clone(),
-            watch: false,
-            ..RegistryOptions::default()
-        },
-    )?;
+    let registry = cli.registry.connect(false)?;
     let mut warehouses = Vec::new();
     for (i, url) in cli.warehouses.iter().enumerate() {
         let db = warehouse::open(url).await.map_err(anyhow::Error::msg)?;
@@ -151,7 +143,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let kafka = cli.kafka_bootstrap.clone().map(|bootstrap| KafkaOptions {
         bootstrap,
-        grace: Duration::from_secs(cli.archive_grace_secs),
+        client_options: cli.kafka_options.kafka_options.clone(),
+        grace: cli.archive_grace,
     });
     let ctx = Stores {
         store,
@@ -202,9 +195,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 0
             }))
         }
-        Command::Serve { interval_secs } => {
+        Command::Serve { interval } => {
             let addr = cli.admin_listen.as_deref().unwrap_or("127.0.0.1:8099");
-            serve(&cli, ctx, *interval_secs, addr).await
+            serve(&cli, ctx, *interval, addr).await
         }
     }
 }
@@ -250,12 +243,14 @@ async fn lags(cli: &Cli, ctx: &Stores) -> Result<Vec<GroupLag>, String> {
         .await
         .map_err(|e| e.to_string())?;
     let groups = cli.groups.clone();
-    let window = Duration::from_secs(cli.lag_window_secs);
+    let window = cli.lag_window;
+    let options = cli.kafka_options.kafka_options.clone();
     let sample_all = move |bootstrap: String, groups: Vec<String>, topics: Vec<String>| {
+        let options = options.clone();
         tokio::task::spawn_blocking(move || {
             groups
                 .iter()
-                .map(|g| lag::sample(&bootstrap, g, &topics))
+                .map(|g| lag::sample(&bootstrap, g, &topics, &options))
                 .collect::<Result<Vec<_>, String>>()
         })
     };
@@ -340,7 +335,7 @@ fn print_tables(reports: &[DatasetReport], lags: Option<&Vec<GroupLag>>, errors:
 async fn serve(
     cli: &Cli,
     ctx: Stores,
-    interval_secs: u64,
+    interval: Duration,
     admin_listen: &str,
 ) -> anyhow::Result<ExitCode> {
     let metrics = Metrics::new();
@@ -421,7 +416,7 @@ async fn serve(
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(interval_secs)) => {}
+            _ = tokio::time::sleep(interval) => {}
             _ = stopped.wait_for(|s| *s) => break,
         }
     }

@@ -16,8 +16,8 @@ use crate::canonical::is_scalar;
 use crate::checks::CheckValues;
 
 // Table and column names exactly as warehouse-loader creates them (one definition).
-use onepipe_warehouse_loader::names::qualified;
-pub use onepipe_warehouse_loader::names::{quote, sql_name as table_name};
+use onepipe_tables::names::qualified;
+pub use onepipe_tables::names::{quote, sql_name as table_name};
 
 /// The SQL text of a column, as `canonical::value_text` writes it (NULL stays NULL).
 pub fn text_expr(column: &str, dt: &DataType) -> String {

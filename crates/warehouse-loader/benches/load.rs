@@ -18,7 +18,7 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use chrono::NaiveDate;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use onepipe_warehouse_loader::types::columns;
+use onepipe_tables::types::columns;
 use onepipe_warehouse_loader::warehouse::{DateLoad, Outcome, Warehouse};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};

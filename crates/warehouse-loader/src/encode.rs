@@ -23,7 +23,7 @@ use arrow::datatypes::{
 use base64::Engine as _;
 use chrono::NaiveDate;
 
-use crate::types::{Column, Kind, Shape, Unit};
+use onepipe_tables::types::{Column, Kind, Shape, Unit};
 
 /// A value for SQLite.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,6 +9,8 @@ pub enum Error {
     #[error(transparent)]
     Core(#[from] onepipe_core::Error),
     #[error(transparent)]
+    Archive(#[from] onepipe_archive::Error),
+    #[error(transparent)]
     ObjectStore(#[from] object_store::Error),
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),

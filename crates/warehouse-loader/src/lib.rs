@@ -1,7 +1,7 @@
 //! warehouse-loader: loads clean datasets into one warehouse (a data mart), date by date.
 //!
 //! For each dataset on the allowlist it reads the current manifest, creates or evolves
-//! the table from the manifest's Avro schema ([`types`]), and loads every date whose
+//! the table from the manifest's Avro schema (`onepipe_tables::types`), and loads every date whose
 //! version differs from what `_onepipe_loads` records, each date in one transaction
 //! ([`warehouse`]). A dataset not on the allowlist is never read, created or loaded.
 //!
@@ -23,9 +23,7 @@
 
 pub mod encode;
 pub mod error;
-pub mod names;
 pub mod sql;
-pub mod types;
 pub mod warehouse;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,9 +33,11 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use futures::StreamExt;
 use object_store::ObjectStore;
-use onepipe_client::{RegistryOptions, SchemaRegistry};
+use onepipe_client::SchemaRegistry;
+use onepipe_client::args::RegistryArgs;
 use onepipe_core::admin::Metrics;
-use onepipe_core::manifest;
+use onepipe_core::units::parse_duration;
+use onepipe_archive::manifest;
 use tokio::sync::watch;
 
 pub use error::{Error, Result};
@@ -62,17 +62,8 @@ pub mod metrics {
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "warehouse-loader", version)]
 pub struct Config {
-    /// The registry's gRPC address.
-    #[arg(
-        long,
-        env = "ONEPIPE_REGISTRY",
-        default_value = "http://127.0.0.1:8090"
-    )]
-    pub registry: String,
-
-    /// Token for the registry when it requires one for reads.
-    #[arg(long, env = "ONEPIPE_REGISTRY_TOKEN", hide_env_values = true)]
-    pub registry_token: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 
     /// Where clean/ lives: file:///path, s3://bucket/prefix.
     #[arg(long, env = "ONEPIPE_OBJECT_STORE")]
@@ -114,20 +105,6 @@ pub struct Config {
     /// /healthz, /readyz (the database answers), /metrics.
     #[arg(long, env = "ONEPIPE_ADMIN_LISTEN", default_value = "127.0.0.1:8098")]
     pub admin_listen: String,
-}
-
-fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a number and a unit, like 30s or 5m"))?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "s" | "" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        other => return Err(format!("{s:?}: unknown unit {other:?} (ms, s, m, h)")),
-    })
 }
 
 /// One allowed dataset and its table.
@@ -186,13 +163,7 @@ impl Loader {
                 "--datasets is empty: nothing may be loaded".to_string(),
             ));
         }
-        let registry = SchemaRegistry::connect(
-            &config.registry,
-            RegistryOptions {
-                token: config.registry_token.clone(),
-                ..RegistryOptions::default()
-            },
-        )?;
+        let registry = config.registry.connect(true)?;
         for t in &topics {
             match registry.topic(t).await {
                 Ok(_) => {}
@@ -213,7 +184,7 @@ impl Loader {
         .await?;
         let mut datasets: Vec<Dataset> = Vec::new();
         for t in topics {
-            let name = names::sql_name(&t);
+            let name = onepipe_tables::names::sql_name(&t);
             if name == LOADS_TABLE {
                 return Err(Error::Config(format!(
                     "dataset {t:?} would be table {name:?}, which the loader keeps its records in"
@@ -268,7 +239,7 @@ impl Loader {
             )));
         }
         let schema = self.registry.schema_by_id(m.schema_id).await?;
-        let columns = types::columns(&schema).map_err(|reason| Error::Schema {
+        let columns = onepipe_tables::types::columns(&schema).map_err(|reason| Error::Schema {
             dataset: topic.clone(),
             schema_id: m.schema_id,
             reason,

@@ -3,8 +3,8 @@
 
 use chrono::NaiveDate;
 
-use crate::names::{literal, qualified, quote, redshift_literal};
-use crate::types::{Column, DATE, Dialect};
+use onepipe_tables::names::{literal, qualified, quote, redshift_literal};
+use onepipe_tables::types::{Column, DATE, Dialect};
 
 /// The table recording what each date holds.
 pub const LOADS_TABLE: &str = "_onepipe_loads";
@@ -53,7 +53,7 @@ impl Table {
 
     /// The index the per-date delete uses (Redshift has none: it sorts by `_date`).
     pub fn create_index(&self) -> Option<String> {
-        let index = crate::names::sql_name(&format!("{}__date", self.name));
+        let index = onepipe_tables::names::sql_name(&format!("{}__date", self.name));
         match self.dialect {
             Dialect::Redshift => None,
             Dialect::Postgres => Some(format!(
@@ -212,11 +212,11 @@ impl Table {
             .iter()
             .map(|c| format!("{} {}", quote(&c.name), c.kind.sql_type(Dialect::Redshift)))
             .collect();
-        stage_defs.push(format!("{} bigint", quote(crate::types::SCHEMA_ID)));
+        stage_defs.push(format!("{} bigint", quote(onepipe_tables::types::SCHEMA_ID)));
         let nested = load
             .columns
             .iter()
-            .any(|c| matches!(c.kind, crate::types::Kind::Json(_)));
+            .any(|c| matches!(c.kind, onepipe_tables::types::Kind::Json(_)));
         let mut sql = vec![
             format!("LOCK {table}"),
             format!("DROP TABLE IF EXISTS {stage}"),
@@ -294,7 +294,7 @@ pub fn date_literal(date: NaiveDate) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Kind, Shape, Unit};
+    use onepipe_tables::types::{Kind, Shape, Unit};
 
     fn cols() -> Vec<Column> {
         vec![

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use crate::encode::{Cell, Encoder};
 use crate::error::{Error, Result};
 use crate::sql::{RedshiftLoad, Table, create_schema};
-use crate::types::{Column, Dialect, same_type};
+use onepipe_tables::types::{Column, Dialect, same_type};
 
 /// Rows per Parquet batch read.
 const BATCH_ROWS: usize = 8192;

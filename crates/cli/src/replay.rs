@@ -7,14 +7,31 @@ use std::time::Duration;
 
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use onepipe_core::layout::{RawFile, raw_topic_prefix};
+use onepipe_archive::layout::{RawFile, raw_topic_prefix};
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
-use crate::checkpoint::list_raw;
-use crate::{Error, Result};
+use onepipe_archive::checkpoint::list_raw;
+/// What can stop a replay.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("object store: {0}")]
+    Store(#[from] object_store::Error),
+    #[error(transparent)]
+    Archive(#[from] onepipe_archive::Error),
+    #[error("raw file {path}: {reason}")]
+    BadRawFile { path: String, reason: String },
+    #[error("decoding {path}: {reason}")]
+    Decode { path: String, reason: String },
+    #[error("the producer dropped a record before its delivery was known")]
+    Dropped,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What to replay.
 #[derive(Debug, Clone, Default)]
@@ -115,10 +132,13 @@ pub async fn replay(
             let data = store.get(&Path::from(path.as_str())).await?.bytes().await?;
             let records = tokio::task::spawn_blocking({
                 let path = path.clone();
-                move || crate::raw::decode(&path, data)
+                move || onepipe_archive::raw::decode(&path, data)
             })
             .await
-            .map_err(|e| Error::Fatal(format!("decoding {path}: {e}")))??;
+            .map_err(|e| Error::Decode {
+                path: path.clone(),
+                reason: e.to_string(),
+            })??;
             summary.files += 1;
             for r in records {
                 if r.partition != partition || r.offset != r.offset.max(f.first_offset) {
@@ -202,7 +222,7 @@ async fn delivered(d: DeliveryFuture) -> Result<()> {
     match d.await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err((e, _))) => Err(e.into()),
-        Err(_) => Err(Error::Fatal("the producer dropped a record".into())),
+        Err(_) => Err(Error::Dropped),
     }
 }
 

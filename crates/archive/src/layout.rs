@@ -7,11 +7,11 @@
 //! ```
 //!
 //! Paths are relative to the object store's root (any `s3://bucket/prefix` prefix is
-//! applied by [`crate::store`]). Every `parse` accepts exactly what `path` builds.
+//! applied by `onepipe_core::store`). Every `parse` accepts exactly what `path` builds.
 
 use chrono::NaiveDate;
 
-use crate::metadata::validate_topic_name;
+use onepipe_core::metadata::validate_topic_name;
 use crate::{Error, Result};
 
 pub const RAW_ROOT: &str = "raw";

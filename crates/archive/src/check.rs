@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use object_store::ObjectStore;
-use onepipe_core::layout::{RawFile, raw_topic_prefix};
+use crate::layout::{RawFile, raw_topic_prefix};
 
 use crate::Result;
 use crate::checkpoint::list_raw;

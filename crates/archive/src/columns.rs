@@ -539,6 +539,23 @@ fn duration_fields() -> Fields {
     ])
 }
 
+/// A decimal with exactly `scale` fraction digits (as PostgreSQL prints numeric(p, s)).
+pub fn decimal_text(v: i128, scale: i8) -> String {
+    if scale <= 0 {
+        let zeros = "0".repeat(scale.unsigned_abs() as usize);
+        return if v == 0 {
+            "0".to_string()
+        } else {
+            format!("{v}{zeros}")
+        };
+    }
+    let scale = scale as usize;
+    let digits = v.unsigned_abs().to_string();
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    format!("{}{int}.{frac}", if v < 0 { "-" } else { "" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

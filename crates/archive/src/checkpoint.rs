@@ -28,7 +28,7 @@ use object_store::path::Path;
 use std::collections::BTreeMap;
 
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
-use onepipe_core::layout::{RawFile, raw_partition_prefix, raw_topic_prefix};
+use crate::layout::{RawFile, raw_partition_prefix, raw_topic_prefix};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};

@@ -1,0 +1,390 @@
+//! Raw records decoded into clean rows: the value unframed and decoded with its writer
+//! schema, resolved into the topic's newest schema, given its date, and turned into Arrow
+//! columns with the Kafka columns after the record's fields.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use apache_avro::Schema as Avro;
+use apache_avro::types::Value;
+use arrow::array::{Int32Array, Int64Array, RecordBatch, TimestampMillisecondArray};
+use arrow::compute::concat_batches;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono::{DateTime, NaiveDate, Utc};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use onepipe_client::SchemaRegistry;
+use onepipe_client::codec::DatumDecoder;
+use onepipe_client::json::Mapper;
+use onepipe_core::metadata::TopicMetadata;
+use onepipe_core::wire;
+
+use crate::checkpoint::list_raw;
+use crate::columns::Mapping;
+use crate::layout::{RawFile, raw_topic_prefix};
+use crate::{Error, OFFSET_COLUMN, PARTITION_COLUMN, Result, SCHEMA_ID_COLUMN, TIMESTAMP_COLUMN};
+
+/// A raw record that could not be decoded, and why.
+#[derive(Debug, Clone)]
+pub struct Reject {
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub reason: String,
+}
+
+/// Where a record came from: Kafka partition, offset, timestamp, writer schema id.
+type Position = (i32, i64, i64, u32);
+
+/// What [`read_new`] read.
+pub struct NewRecords {
+    pub records: u64,
+    pub rejects: Vec<Reject>,
+    /// The highest offset read per partition.
+    pub watermarks: BTreeMap<i32, i64>,
+}
+
+/// The topic's newest schema, ready to decode raw records into clean rows.
+pub struct Reader {
+    pub meta: TopicMetadata,
+    pub schema: Arc<Avro>,
+    pub schema_id: u32,
+    pub mapping: Mapping,
+    pub target: SchemaRef,
+}
+
+impl Reader {
+    /// The topic's metadata and newest schema from the registry.
+    pub async fn for_topic(registry: &SchemaRegistry, topic: &str) -> Result<Self> {
+        let t = registry.topic(topic).await?;
+        let schema = Arc::new(t.latest.schema.clone());
+        let mapping = Mapping::new(&schema).map_err(|reason| Error::Schema {
+            topic: topic.to_string(),
+            reason,
+        })?;
+        let target = target_schema(&mapping).map_err(|reason| Error::Schema {
+            topic: topic.to_string(),
+            reason,
+        })?;
+        Ok(Reader {
+            meta: t.metadata.clone(),
+            schema,
+            schema_id: t.latest.id,
+            mapping,
+            target,
+        })
+    }
+}
+
+/// Decodes the records of `plan` past `watermarks` (per partition, exclusive) into clean
+/// rows of the reader's schema, handing them to `sink` by date a few thousand at a time.
+/// Records that cannot be decoded are returned as rejects, never dropped.
+pub async fn read_new<E: From<Error>>(
+    store: &dyn ObjectStore,
+    registry: &SchemaRegistry,
+    reader: &Reader,
+    plan: &[RawFile],
+    watermarks: &HashMap<i32, i64>,
+    sink: &mut dyn FnMut(NaiveDate, RecordBatch) -> Result<(), E>,
+) -> Result<NewRecords, E> {
+    let Reader {
+        meta,
+        schema: reader_schema,
+        schema_id: reader_id,
+        mapping,
+        target,
+    } = reader;
+    let reader_id = *reader_id;
+    let mut out = NewRecords {
+        records: 0,
+        rejects: Vec::new(),
+        watermarks: BTreeMap::new(),
+    };
+    let mut writers: HashMap<u32, Arc<Avro>> = HashMap::new();
+    let mapper = Mapper::new(reader_schema);
+    let mut last_progress = std::time::Instant::now();
+    for (n, file) in plan.iter().enumerate() {
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            last_progress = std::time::Instant::now();
+            tracing::info!(
+                topic = meta.topic,
+                files = n,
+                of = plan.len(),
+                records = out.records,
+                "reading raw files"
+            );
+        }
+        let path = file.path();
+        let bytes = store
+            .get(&Path::from(path.as_str()))
+            .await
+            .map_err(Error::from)?
+            .bytes()
+            .await
+            .map_err(Error::from)?;
+        let records = crate::raw::decode(&path, bytes)?;
+        let from = watermarks.get(&file.partition).copied().unwrap_or(-1);
+        // Fetch the writer schemas this file needs before decoding synchronously.
+        let mut unknown: HashMap<u32, String> = HashMap::new();
+        for r in &records {
+            if let Some(v) = &r.value
+                && let Ok((id, _)) = wire::unframe(v)
+                && !writers.contains_key(&id)
+                && !unknown.contains_key(&id)
+            {
+                match registry.schema_by_id(id).await {
+                    Ok(s) => {
+                        writers.insert(id, s);
+                    }
+                    Err(onepipe_client::Error::UnknownSchemaId(_)) => {
+                        unknown.insert(id, format!("unknown schema id {id}"));
+                    }
+                    Err(e) => return Err(Error::from(e).into()),
+                }
+            }
+        }
+        let mut decoders: HashMap<u32, std::result::Result<DatumDecoder<'_>, String>> =
+            HashMap::new();
+        let mut groups: BTreeMap<NaiveDate, (Vec<Value>, Vec<Position>)> = BTreeMap::new();
+        for r in records {
+            if r.offset <= from {
+                continue;
+            }
+            out.records += 1;
+            let w = out.watermarks.entry(r.partition).or_insert(r.offset);
+            *w = (*w).max(r.offset);
+            let decoded = decode_one(
+                &r.value,
+                &writers,
+                &unknown,
+                &mut decoders,
+                reader_schema,
+                reader_id,
+            );
+            let value = match decoded {
+                Ok(v) => v,
+                Err(reason) => {
+                    out.rejects.push(Reject {
+                        partition: r.partition,
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                        key: r.key,
+                        value: r.value,
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            let (value, id) = value;
+            let date = partition_date(&mapper, meta, &value, r.timestamp);
+            let g = groups.entry(date).or_default();
+            g.0.push(value);
+            g.1.push((r.partition, r.offset, r.timestamp, id));
+            // Decoded values are large: turn them into columns every few thousand.
+            if g.0.len() >= CONVERT_ROWS {
+                let (values, positions) = std::mem::take(g);
+                let batch = to_batch(mapping, target, &values, &positions)
+                    .map_err(|e| Error::convert(path.clone(), e))?;
+                drop(values);
+                sink(date, batch)?;
+            }
+        }
+        for (date, (values, positions)) in groups {
+            if values.is_empty() {
+                continue;
+            }
+            let batch = to_batch(mapping, target, &values, &positions)
+                .map_err(|e| Error::convert(path.clone(), e))?;
+            sink(date, batch)?;
+        }
+    }
+    Ok(out)
+}
+
+/// How often long reads log where they are.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Records decoded before they are turned into Arrow columns.
+const CONVERT_ROWS: usize = 4096;
+
+/// What `clean/` should hold for `topic` by the raw archive alone: every raw record up to
+/// `watermarks` (per partition, inclusive) decoded into the newest schema and merged per
+/// date, nothing written. The verifier compares this with the clean archive.
+pub async fn expected_view(
+    store: &dyn ObjectStore,
+    registry: &SchemaRegistry,
+    topic: &str,
+    watermarks: &BTreeMap<String, i64>,
+) -> Result<(BTreeMap<NaiveDate, RecordBatch>, u64)> {
+    let reader = Reader::for_topic(registry, topic).await?;
+    let (files, _) = list_raw(store, &raw_topic_prefix(topic)).await?;
+    let mut plan: Vec<RawFile> = files
+        .into_iter()
+        .filter(|f| {
+            watermarks
+                .get(&f.partition.to_string())
+                .is_some_and(|w| f.first_offset <= *w)
+        })
+        .collect();
+    plan.sort_by_key(|f| (f.partition, f.first_offset));
+    let from = HashMap::new();
+    let mut by_date: BTreeMap<NaiveDate, Vec<RecordBatch>> = BTreeMap::new();
+    let decoded = read_new::<Error>(
+        store,
+        registry,
+        &reader,
+        &plan,
+        &from,
+        &mut |date, batch| {
+            by_date.entry(date).or_default().push(batch);
+            Ok(())
+        },
+    )
+    .await?;
+    // Records past the watermarks were not merged into clean/ yet: leave them out.
+    let mut out = BTreeMap::new();
+    for (date, batches) in by_date {
+        let all = concat_batches(&reader.target, &batches)
+            .map_err(|e| Error::convert(date.to_string(), e))?;
+        let kept =
+            below_watermarks(&all, watermarks).map_err(|e| Error::convert(date.to_string(), e))?;
+        let merged = crate::merge::merge(&kept, &reader.meta)
+            .map_err(|e| Error::Merge(format!("date {date}: {e}")))?;
+        out.insert(date, merged.batch);
+    }
+    Ok((out, decoded.rejects.len() as u64))
+}
+
+pub fn below_watermarks(
+    batch: &RecordBatch,
+    watermarks: &BTreeMap<String, i64>,
+) -> std::result::Result<RecordBatch, String> {
+    use arrow::array::{AsArray, BooleanArray};
+    use arrow::datatypes::{Int32Type, Int64Type};
+    let p = batch
+        .column_by_name(PARTITION_COLUMN)
+        .ok_or("no partition column")?
+        .as_primitive::<Int32Type>();
+    let o = batch
+        .column_by_name(OFFSET_COLUMN)
+        .ok_or("no offset column")?
+        .as_primitive::<Int64Type>();
+    let keep: BooleanArray = (0..batch.num_rows())
+        .map(|i| {
+            Some(
+                watermarks
+                    .get(&p.value(i).to_string())
+                    .is_some_and(|w| o.value(i) <= *w),
+            )
+        })
+        .collect();
+    arrow::compute::filter_record_batch(batch, &keep).map_err(|e| e.to_string())
+}
+
+fn decode_one<'s>(
+    value: &Option<Vec<u8>>,
+    writers: &'s HashMap<u32, Arc<Avro>>,
+    unknown: &HashMap<u32, String>,
+    decoders: &mut HashMap<u32, std::result::Result<DatumDecoder<'s>, String>>,
+    reader: &'s Arc<Avro>,
+    reader_id: u32,
+) -> std::result::Result<(Value, u32), String> {
+    let Some(bytes) = value else {
+        return Err("the record has no value (a tombstone)".to_string());
+    };
+    let (id, datum) = wire::unframe(bytes).map_err(|e| e.to_string())?;
+    if let Some(reason) = unknown.get(&id) {
+        return Err(reason.clone());
+    }
+    let decoder = decoders
+        .entry(id)
+        .or_insert_with(|| match writers.get(&id) {
+            Some(w) => DatumDecoder::new(w, (id != reader_id).then_some(reader.as_ref())),
+            None => Err(format!("unknown schema id {id}")),
+        });
+    match decoder {
+        Ok(d) => d.decode(datum).map(|v| (v, id)),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// The UTC date of a record: its `partition_time` field, else its Kafka timestamp.
+pub fn partition_date(
+    mapper: &Mapper<'_>,
+    meta: &TopicMetadata,
+    value: &Value,
+    timestamp: i64,
+) -> NaiveDate {
+    if let Some(field) = &meta.partition_time
+        && let Ok(serde_json::Value::String(text)) = mapper.field_json(value, field)
+        && let Some(day) = text.get(..10)
+        && let Ok(date) = NaiveDate::parse_from_str(day, "%Y-%m-%d")
+    {
+        return date;
+    }
+    DateTime::<Utc>::from_timestamp_millis(timestamp.max(0))
+        .unwrap_or_default()
+        .date_naive()
+}
+
+/// The Arrow schema of clean files: the record's fields, then the Kafka columns.
+pub fn target_schema(mapping: &Mapping) -> std::result::Result<SchemaRef, String> {
+    let mut fields: Vec<Field> = mapping
+        .fields()?
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    for (name, _) in fields
+        .iter()
+        .map(|f| (f.name().clone(), ()))
+        .collect::<Vec<_>>()
+    {
+        if name.starts_with("_kafka_") || name == SCHEMA_ID_COLUMN {
+            return Err(format!(
+                "field {name:?} clashes with the columns copydog adds"
+            ));
+        }
+    }
+    fields.extend(kafka_fields());
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+fn kafka_fields() -> Vec<Field> {
+    vec![
+        Field::new(PARTITION_COLUMN, DataType::Int32, false),
+        Field::new(OFFSET_COLUMN, DataType::Int64, false),
+        Field::new(
+            TIMESTAMP_COLUMN,
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new(SCHEMA_ID_COLUMN, DataType::Int64, false),
+    ]
+}
+
+pub fn to_batch(
+    mapping: &Mapping,
+    target: &SchemaRef,
+    values: &[Value],
+    positions: &[Position],
+) -> std::result::Result<RecordBatch, String> {
+    let refs: Vec<&Value> = values.iter().collect();
+    let mut columns = mapping.columns(&refs)?;
+    columns.push(Arc::new(Int32Array::from_iter_values(
+        positions.iter().map(|p| p.0),
+    )));
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        positions.iter().map(|p| p.1),
+    )));
+    columns.push(Arc::new(
+        TimestampMillisecondArray::from_iter_values(positions.iter().map(|p| p.2))
+            .with_timezone("UTC"),
+    ));
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        positions.iter().map(|p| i64::from(p.3)),
+    )));
+    RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())
+}
+

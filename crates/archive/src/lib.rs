@@ -1,0 +1,39 @@
+//! The archive contract of onepipe: what copycat writes under `raw/`, what copydog writes
+//! under `clean/`, and how every reader finds and decodes them. No service owns it;
+//! copycat, copydog, warehouse-loader, the verifier and the CLI all use it.
+//!
+//! - [`layout`]: object-store paths of raw files, clean files and manifests.
+//! - [`raw`]: the raw Parquet file format (write and read), byte for byte.
+//! - [`checkpoint`]: raw listing, create-only claims, checkpoints and restart recovery.
+//! - [`check`]: gaps and overlaps in a topic's raw offsets.
+//! - [`columns`]: Avro schemas and values as Arrow types and columns.
+//! - [`decode`]: raw records decoded into clean rows, and the date rule.
+//! - [`merge`]: the merge strategies (`first_seen`, `max_by`, `vector_clock`) and sort.
+//! - [`clean`]: reading and writing clean Parquet files.
+//! - [`manifest`]: the numbered, create-only manifests that name a topic's clean files.
+//!
+//! ```
+//! use crate::layout::RawFile;
+//!
+//! let f = RawFile::parse("raw/orders/partition=2/date=2026-05-01/hour=07/00000000000000000010-00000000000000000019.parquet").unwrap();
+//! assert_eq!((f.partition, f.first_offset, f.last_offset), (2, 10, 19));
+//! ```
+
+pub mod check;
+pub mod checkpoint;
+pub mod clean;
+pub mod columns;
+pub mod decode;
+pub mod error;
+pub mod layout;
+pub mod manifest;
+pub mod merge;
+pub mod raw;
+
+pub use error::{Error, Result};
+
+/// The Kafka columns every clean row carries after the record's own fields.
+pub const PARTITION_COLUMN: &str = "_kafka_partition";
+pub const OFFSET_COLUMN: &str = "_kafka_offset";
+pub const TIMESTAMP_COLUMN: &str = "_kafka_timestamp";
+pub const SCHEMA_ID_COLUMN: &str = "_schema_id";
