@@ -817,7 +817,7 @@ fn spawn_loader(
         .unwrap();
     let mut args = vec![
         "--registry".to_string(),
-        config.registry.clone(),
+        config.registry.registry.clone(),
         "--object-store".into(),
         config.object_store.clone(),
         "--database".into(),

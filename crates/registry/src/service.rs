@@ -214,6 +214,7 @@ pub use onepipe_schema::metadata_problems;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use onepipe_core::metadata::Check;
 
     const ORDERS_V1: &str = r#"{"type":"record","name":"Order","namespace":"shop","fields":[
         {"name":"id","type":"string"},
