@@ -75,6 +75,54 @@ pub async fn write_raw(
         .expect("uploading a raw file");
 }
 
+/// Every batch of a Parquet object (a clean file, a rejects file), read whole.
+pub async fn read_batches(
+    store: &dyn object_store::ObjectStore,
+    path: &str,
+) -> Vec<arrow::array::RecordBatch> {
+    use object_store::ObjectStoreExt;
+    let bytes = store
+        .get(&object_store::path::Path::from(path))
+        .await
+        .unwrap_or_else(|e| panic!("reading {path}: {e}"))
+        .bytes()
+        .await
+        .unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .unwrap_or_else(|e| panic!("{path} is not Parquet: {e}"))
+        .map(|b| b.unwrap_or_else(|e| panic!("{path}: {e}")))
+        .collect()
+}
+
+/// The newest manifest of `topic`, which the test expects to exist.
+pub async fn latest_manifest(
+    store: &dyn object_store::ObjectStore,
+    topic: &str,
+) -> onepipe_archive::manifest::Manifest {
+    onepipe_archive::manifest::latest(store, topic)
+        .await
+        .expect("reading the manifests")
+        .unwrap_or_else(|| panic!("{topic} has no manifest"))
+}
+
+/// A registry client and the writer of `topic`'s newest schema, as tests encode records.
+pub async fn dataset_writer(
+    registry_url: &str,
+    topic: &str,
+) -> (onepipe_client::SchemaRegistry, onepipe_client::WriterSchema) {
+    let registry = onepipe_client::SchemaRegistry::connect(
+        registry_url,
+        onepipe_client::RegistryOptions::default(),
+    )
+    .expect("registry client");
+    let writer = onepipe_client::Serializer::new(registry.clone(), Default::default())
+        .writer(topic, None)
+        .await
+        .expect("the topic's writer schema");
+    (registry, writer)
+}
+
 /// Creates a topic on the stack's broker (auto-creation is off there) and waits for it.
 pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()

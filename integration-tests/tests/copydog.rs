@@ -5,23 +5,22 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Int32Type, Int64Type};
 use chrono::NaiveDate;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use onepipe_archive::checkpoint::{Claim, claim, claim_path};
+use onepipe_archive::manifest::{self, Manifest};
 use onepipe_client::codec::WriterSchema;
 use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
-use onepipe_archive::checkpoint::{Claim, claim, claim_path};
 use onepipe_copydog::run::{RunOptions, run_topic};
 use onepipe_copydog::vacuum::vacuum;
-use onepipe_archive::manifest::{self, Manifest};
 use onepipe_integration_tests::{
-    RawRecord, create_dataset, fresh_store_url, register_schema, start_registry, unique_name,
-    write_raw,
+    RawRecord, create_dataset, dataset_writer, fresh_store_url, latest_manifest, read_batches,
+    register_schema, start_registry, unique_name, write_raw,
 };
 use onepipe_registry::auth::Tokens;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value as Json, json};
 
 const ORDER_V1: &str = r#"{"type":"record","name":"Order","namespace":"shop","fields":[
@@ -53,19 +52,7 @@ async fn clean_rows(
 ) -> Vec<(String, i64, i64, i32, i64, Option<String>)> {
     let mut out = Vec::new();
     for f in &m.dates[&date].files {
-        let bytes = store
-            .get(&Path::from(f.as_str()))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let b: RecordBatch = batch.unwrap();
+        for b in read_batches(store, f).await {
             let ids = b
                 .column_by_name("order_id")
                 .unwrap()
@@ -239,10 +226,7 @@ async fn max_by_late_records_evolution_rejects_and_vacuum() {
     ] {
         assert!(metrics.contains(&line), "{line:?} not in:\n{metrics}");
     }
-    let m1 = manifest::latest(store.as_ref(), &topic)
-        .await
-        .unwrap()
-        .unwrap();
+    let m1 = latest_manifest(store.as_ref(), &topic).await;
     let expected = expected_max_by(&placed);
     assert_eq!(m1.dates.len(), 2);
     for (date, exp) in &expected {
@@ -321,10 +305,7 @@ async fn max_by_late_records_evolution_rejects_and_vacuum() {
         [&day0],
         "only the late date is rewritten"
     );
-    let m2 = manifest::latest(store.as_ref(), &topic)
-        .await
-        .unwrap()
-        .unwrap();
+    let m2 = latest_manifest(store.as_ref(), &topic).await;
     assert_eq!(
         m2.dates[&day1], m1.dates[&day1],
         "the other date keeps its files"
@@ -371,10 +352,7 @@ async fn max_by_late_records_evolution_rejects_and_vacuum() {
         .unwrap();
     assert_eq!(s3.manifest, Some(3));
     assert_eq!(s3.rejected, 3);
-    let m3 = manifest::latest(store.as_ref(), &topic)
-        .await
-        .unwrap()
-        .unwrap();
+    let m3 = latest_manifest(store.as_ref(), &topic).await;
     assert_eq!(m3.schema_id, w2.registered().id);
     assert_eq!(m3.rejected.records, 3);
     assert_eq!(m3.watermark(0), base + 3);
@@ -390,19 +368,10 @@ async fn max_by_late_records_evolution_rejects_and_vacuum() {
             assert_eq!(r.5.as_deref(), Some(want), "{}", r.0);
         }
     }
-    let rejected = store
-        .get(&Path::from(m3.rejected.files[0].as_str()))
+    let reasons: Vec<String> = read_batches(store.as_ref(), &m3.rejected.files[0])
         .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let reasons: Vec<String> = ParquetRecordBatchReaderBuilder::try_new(rejected)
-        .unwrap()
-        .build()
-        .unwrap()
+        .into_iter()
         .flat_map(|b| {
-            let b = b.unwrap();
             let r = b
                 .column_by_name("reason")
                 .unwrap()
@@ -454,10 +423,7 @@ async fn max_by_late_records_evolution_rejects_and_vacuum() {
         .await
         .unwrap();
     assert_eq!(s4.manifest, Some(4));
-    let m4 = manifest::latest(store.as_ref(), &topic)
-        .await
-        .unwrap()
-        .unwrap();
+    let m4 = latest_manifest(store.as_ref(), &topic).await;
     assert_eq!(
         m4.dates[&day1].version,
         m3.dates[&day1].version + 2,
@@ -507,11 +473,7 @@ async fn concurrent_runs_never_mix_views() {
         &["--merge", "max_by:version"],
     )
     .await;
-    let registry = SchemaRegistry::connect(&registry_url, RegistryOptions::default()).unwrap();
-    let w = Serializer::new(registry.clone(), Default::default())
-        .writer(&topic, None)
-        .await
-        .unwrap();
+    let (registry, w) = dataset_writer(&registry_url, &topic).await;
     let store = store();
     let orders: Vec<Order> = (0..500i64)
         .map(|i| Order {
@@ -541,10 +503,7 @@ async fn concurrent_runs_never_mix_views() {
         !committed.is_empty() && committed.len() <= 2,
         "{committed:?}"
     );
-    let m = manifest::latest(store.as_ref(), &topic)
-        .await
-        .unwrap()
-        .unwrap();
+    let m = latest_manifest(store.as_ref(), &topic).await;
     let rows = clean_rows(
         store.as_ref(),
         &m,
@@ -585,11 +544,7 @@ async fn vector_clocks_dominate_and_concurrent_updates_are_counted() {
         &["--merge", "vector_clock:clock"],
     )
     .await;
-    let registry = SchemaRegistry::connect(&registry_url, RegistryOptions::default()).unwrap();
-    let w = Serializer::new(registry.clone(), Default::default())
-        .writer(&topic, None)
-        .await
-        .unwrap();
+    let (registry, w) = dataset_writer(&registry_url, &topic).await;
     let store = store();
     let docs: Vec<Json> = vec![
         json!({"doc_id": "a", "clock": {"x": 1}, "body": "a1"}),
@@ -612,26 +567,12 @@ async fn vector_clocks_dominate_and_concurrent_updates_are_counted() {
         .await
         .unwrap();
     assert_eq!(s.conflicts, 1);
-    let m = manifest::latest(store.as_ref(), &topic)
-        .await
-        .unwrap()
-        .unwrap();
+    let m = latest_manifest(store.as_ref(), &topic).await;
     let entry = &m.dates[&NaiveDate::from_ymd_opt(2026, 11, 24).unwrap()];
     assert_eq!(entry.merge_conflicts, 1);
-    let bytes = store
-        .get(&Path::from(entry.files[0].as_str()))
+    let batch = read_batches(store.as_ref(), &entry.files[0])
         .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let batch = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .unwrap()
-        .build()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap();
+        .remove(0);
     let ids = batch.column_by_name("doc_id").unwrap().as_string::<i32>();
     let bodies = batch.column_by_name("body").unwrap().as_string::<i32>();
     let got: Vec<(&str, &str)> = (0..batch.num_rows())
@@ -666,11 +607,7 @@ async fn a_date_over_the_memory_limit_spills_and_gives_the_in_memory_result() {
         ],
     )
     .await;
-    let registry = SchemaRegistry::connect(&registry_url, RegistryOptions::default()).unwrap();
-    let w1 = Serializer::new(registry.clone(), Default::default())
-        .writer(&topic, None)
-        .await
-        .unwrap();
+    let (registry, w1) = dataset_writer(&registry_url, &topic).await;
     let (bounded, unbounded) = (store(), store());
     let spill_dir = std::env::temp_dir().join(unique_name("copydog_spill"));
     std::fs::create_dir_all(&spill_dir).unwrap();

@@ -13,10 +13,9 @@ use arrow::datatypes::Int64Type;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
-use onepipe_archive::manifest;
 use onepipe_integration_tests::{
-    RawRecord, create_dataset, fresh_store_url, service_binary, start_registry, unique_name,
-    write_raw,
+    RawRecord, create_dataset, fresh_store_url, latest_manifest, service_binary, start_registry,
+    unique_name, write_raw,
 };
 use onepipe_registry::auth::Tokens;
 use parquet::arrow::ProjectionMask;
@@ -173,10 +172,7 @@ async fn a_date_over_2gb_merges_with_a_256mb_limit_under_1gb_of_rss() {
 
     // The result: one row per key with the newest version, sorted by score, and check
     // values equal to the ones computed from the input.
-    let m = manifest::latest(store.as_ref(), &topic)
-        .await
-        .unwrap()
-        .unwrap();
+    let m = latest_manifest(store.as_ref(), &topic).await;
     assert_eq!(m.dates.len(), 1);
     let entry = m.dates.values().next().unwrap();
     assert_eq!(entry.rows, KEYS as u64);

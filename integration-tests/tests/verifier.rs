@@ -11,14 +11,15 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
-use onepipe_archive::raw::{RawBatch, encode};
-use onepipe_copydog::run::{RunOptions, run_topic};
 use onepipe_archive::layout::RawFile;
 use onepipe_archive::manifest;
+use onepipe_archive::raw::{RawBatch, encode};
+use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
+use onepipe_copydog::run::{RunOptions, run_topic};
 use onepipe_core::metadata::TopicMetadata;
 use onepipe_integration_tests::{
-    create_dataset, endpoint, fresh_database, fresh_store_url, start_registry, unique_name,
+    create_dataset, dataset_writer, endpoint, fresh_database, fresh_store_url, latest_manifest,
+    read_batches, start_registry, unique_name,
 };
 use onepipe_registry::auth::Tokens;
 use onepipe_verifier::canonical::{hash64, row_text};
@@ -331,11 +332,7 @@ async fn a_damaged_clean_archive_is_caught_and_the_key_named() {
         ],
     )
     .await;
-    let registry = SchemaRegistry::connect(&registry_url, RegistryOptions::default()).unwrap();
-    let w = Serializer::new(registry.clone(), Default::default())
-        .writer(&topic, None)
-        .await
-        .unwrap();
+    let (registry, w) = dataset_writer(&registry_url, &topic).await;
     let store: Arc<dyn ObjectStore> = onepipe_core::store::open(&fresh_store_url()).unwrap();
     let mut raw = RawBatch::new(0);
     let day0 = 1_795_478_400_000i64;
@@ -376,25 +373,9 @@ async fn a_damaged_clean_archive_is_caught_and_the_key_named() {
     );
 
     // Damage: drop one row from the clean file in place.
-    let m = manifest::latest(store.as_ref(), &topic)
-        .await
-        .unwrap()
-        .unwrap();
+    let m = latest_manifest(store.as_ref(), &topic).await;
     let path = m.dates.values().next().unwrap().files[0].clone();
-    let bytes = store
-        .get(&Path::from(path.as_str()))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let batch = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .unwrap()
-        .build()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap();
+    let batch = read_batches(store.as_ref(), &path).await.remove(0);
     let damaged = batch.slice(1, batch.num_rows() - 1);
     let mut out = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut out, damaged.schema(), None).unwrap();
@@ -444,11 +425,7 @@ async fn warehouse_faults_are_detected_and_their_keys_named() {
         ],
     )
     .await;
-    let registry = SchemaRegistry::connect(&registry_url, RegistryOptions::default()).unwrap();
-    let w = Serializer::new(registry.clone(), Default::default())
-        .writer(&topic, None)
-        .await
-        .unwrap();
+    let (registry, w) = dataset_writer(&registry_url, &topic).await;
     let store_url = fresh_store_url();
     let store: Arc<dyn ObjectStore> = onepipe_core::store::open(&store_url).unwrap();
     let mut raw = RawBatch::new(0);
@@ -1001,11 +978,7 @@ async fn a_clean_file_left_out_of_the_manifest_is_caught_and_its_keys_named() {
         ],
     )
     .await;
-    let registry = SchemaRegistry::connect(&registry_url, RegistryOptions::default()).unwrap();
-    let w = Serializer::new(registry.clone(), Default::default())
-        .writer(&topic, None)
-        .await
-        .unwrap();
+    let (registry, w) = dataset_writer(&registry_url, &topic).await;
     let store: Arc<dyn ObjectStore> = onepipe_core::store::open(&fresh_store_url()).unwrap();
     let mut raw = RawBatch::new(0);
     let day0 = 1_795_478_400_000i64;
@@ -1045,10 +1018,7 @@ async fn a_clean_file_left_out_of_the_manifest_is_caught_and_its_keys_named() {
 
     // A new manifest whose date lacks its second file, committed create-only as copydog
     // commits.
-    let mut m = manifest::latest(store.as_ref(), &topic)
-        .await
-        .unwrap()
-        .unwrap();
+    let mut m = latest_manifest(store.as_ref(), &topic).await;
     let (date, entry) = m.dates.iter_mut().next().unwrap();
     let date = date.to_string();
     assert!(entry.files.len() >= 2, "{:?}", entry.files);

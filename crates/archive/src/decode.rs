@@ -387,4 +387,3 @@ pub fn to_batch(
     )));
     RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())
 }
-

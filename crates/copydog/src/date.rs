@@ -74,7 +74,8 @@ pub(crate) async fn merge_date(
             let all = concat_batches(target, &rows.batches)
                 .map_err(|e| Error::Convert(date.to_string(), e.to_string()))?;
             drop(rows);
-            let merged = onepipe_archive::merge::merge(&all, meta).map_err(|e| Error::Merge(date, e))?;
+            let merged =
+                onepipe_archive::merge::merge(&all, meta).map_err(|e| Error::Merge(date, e))?;
             drop(all);
             let checks = checks::compute(&merged.batch, meta).map_err(|e| Error::Merge(date, e))?;
             let count = merged.batch.num_rows() as u64;
@@ -158,7 +159,6 @@ pub(crate) async fn merge_date(
     }
 }
 
-
 async fn next_version(
     store: &dyn ObjectStore,
     topic: &str,
@@ -175,7 +175,6 @@ async fn next_version(
     }
     Ok(highest + 1)
 }
-
 
 /// Brings rows of an older clean file into the current schema: fields added since take
 /// their default, promoted types are cast, removed fields go.
@@ -214,4 +213,3 @@ fn adapt(
     }
     RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())
 }
-

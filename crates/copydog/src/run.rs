@@ -248,4 +248,3 @@ async fn plan(
     files.sort_by_key(|f| (f.partition, f.first_offset));
     Ok(files)
 }
-

@@ -119,4 +119,3 @@ impl<'a> FileSink<'a> {
         Ok(Some(self.files))
     }
 }
-

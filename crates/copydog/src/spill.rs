@@ -598,9 +598,9 @@ fn next_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use onepipe_archive::{OFFSET_COLUMN, PARTITION_COLUMN};
     use arrow::array::{AsArray, Int32Array, Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use onepipe_archive::{OFFSET_COLUMN, PARTITION_COLUMN};
     use std::sync::Arc;
 
     fn meta() -> TopicMetadata {
