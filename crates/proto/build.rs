@@ -1,9 +1,18 @@
+//! Generates the gRPC code from proto/. protoc comes from the `protoc-bin-vendored` crate,
+//! so a new machine builds without a system protoc; `PROTOC` still chooses another one.
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto");
     let files = [format!("{root}/onepipe/registry/v1/registry.proto")];
-    tonic_prost_build::configure().compile_protos(&files, &[root.to_string()])?;
+    let mut config = tonic_prost_build::Config::new();
+    match std::env::var_os("PROTOC") {
+        Some(path) if !path.is_empty() => config.protoc_executable(path),
+        _ => config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?),
+    };
+    tonic_prost_build::configure().compile_with_config(config, &files, &[root.to_string()])?;
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }
+    println!("cargo:rerun-if-env-changed=PROTOC");
     Ok(())
 }
