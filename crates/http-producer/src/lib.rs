@@ -32,9 +32,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use onepipe_client::Serializer;
+use onepipe_client::args::{KafkaOptions, RegistryArgs};
 use onepipe_client::codec::WriterSchema;
 use onepipe_client::json::Options;
-use onepipe_client::args::{KafkaOptions, RegistryArgs};
 use onepipe_client::{Error as ClientError, Outgoing, Producer, SchemaRegistry};
 use onepipe_core::admin::{self, Metrics, ReadyCheck};
 use onepipe_core::units::parse_duration;
@@ -59,7 +59,6 @@ pub struct Config {
     #[command(flatten)]
     pub registry: RegistryArgs,
 
-
     /// Kafka bootstrap servers.
     #[arg(
         long,
@@ -82,7 +81,12 @@ pub struct Config {
     pub produce_timeout: Duration,
 
     /// The old spelling of --produce-timeout in milliseconds, accepted for one release.
-    #[arg(long, env = "ONEPIPE_PRODUCE_TIMEOUT_MS", hide = true, conflicts_with = "produce_timeout")]
+    #[arg(
+        long,
+        env = "ONEPIPE_PRODUCE_TIMEOUT_MS",
+        hide = true,
+        conflicts_with = "produce_timeout"
+    )]
     pub produce_timeout_ms: Option<u64>,
 
     /// JSON file of API keys with the topics each may produce to; without it, anyone
@@ -134,7 +138,10 @@ impl App {
         let timeout = produce_timeout.as_millis().to_string();
         let mut extra: Vec<(&str, &str)> = vec![("message.timeout.ms", &timeout)];
         for (k, v) in &config.kafka.kafka_options {
-            if matches!(k.as_str(), "acks" | "enable.idempotence" | "bootstrap.servers") {
+            if matches!(
+                k.as_str(),
+                "acks" | "enable.idempotence" | "bootstrap.servers"
+            ) {
                 anyhow::bail!("--kafka-option {k}: this setting is fixed by http-producer");
             }
             extra.push((k, v));
@@ -184,7 +191,7 @@ impl App {
         let app = self.clone();
         let ready: ReadyCheck = Arc::new(move || {
             let app = app.clone();
-            Box::pin(async move { app.ready().await })
+            Box::pin(async move { app.ready().await.map_err(Into::into) })
         });
         admin::router(ready, self.metrics.clone(), None)
     }

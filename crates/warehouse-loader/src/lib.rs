@@ -33,11 +33,11 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use futures::StreamExt;
 use object_store::ObjectStore;
+use onepipe_archive::manifest;
 use onepipe_client::SchemaRegistry;
 use onepipe_client::args::RegistryArgs;
 use onepipe_core::admin::Metrics;
 use onepipe_core::units::parse_duration;
-use onepipe_archive::manifest;
 use tokio::sync::watch;
 
 pub use error::{Error, Result};
@@ -239,10 +239,10 @@ impl Loader {
             )));
         }
         let schema = self.registry.schema_by_id(m.schema_id).await?;
-        let columns = onepipe_tables::types::columns(&schema).map_err(|reason| Error::Schema {
+        let columns = onepipe_tables::types::columns(&schema).map_err(|e| Error::Schema {
             dataset: topic.clone(),
             schema_id: m.schema_id,
-            reason,
+            reason: e.to_string(),
         })?;
         self.warehouse
             .ensure_table(topic, m.schema_id, &dataset.table, &columns)
