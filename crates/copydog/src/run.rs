@@ -113,7 +113,7 @@ pub async fn run_topic(
             &reader,
             &plan,
             &watermarks_before,
-            &mut |date, batch| pending.push(date, batch).map_err(Error::Spill),
+            &mut |date, batch| pending.push(date, batch).map_err(Error::spill),
         )
         .await?;
         summary.records = decoded.records;
@@ -248,4 +248,3 @@ async fn plan(
     files.sort_by_key(|f| (f.partition, f.first_offset));
     Ok(files)
 }
-

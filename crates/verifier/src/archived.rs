@@ -28,12 +28,12 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::Schema;
 use chrono::{DateTime, NaiveDate, Utc};
 use object_store::ObjectStore;
-use onepipe_client::json::Mapper;
-use onepipe_client::{Deserializer, ReaderSchema, SchemaRegistry};
 use onepipe_archive::checkpoint::list_raw;
 use onepipe_archive::columns::Mapping;
-use onepipe_archive::merge::column_at;
 use onepipe_archive::layout::{RawFile, raw_topic_prefix};
+use onepipe_archive::merge::column_at;
+use onepipe_client::json::Mapper;
+use onepipe_client::{Deserializer, ReaderSchema, SchemaRegistry};
 use onepipe_core::metadata::TopicMetadata;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -507,12 +507,13 @@ impl RecordDecoder {
 
     /// The unique-key texts of decoded values, as `canonical` writes them for clean rows.
     fn keys(&self, values: &[apache_avro::types::Value]) -> Result<Vec<String>, String> {
-        let what = |e: String| format!("{}: records read from Kafka: {e}", self.topic);
+        let what =
+            |e: onepipe_archive::Error| format!("{}: records read from Kafka: {e}", self.topic);
         let mapping = Mapping::new(&self.schema).map_err(what)?;
         let refs: Vec<_> = values.iter().collect();
         let columns = mapping.columns(&refs).map_err(what)?;
         let schema = Arc::new(Schema::new(mapping.fields().map_err(what)?));
-        let batch = RecordBatch::try_new(schema, columns).map_err(|e| what(e.to_string()))?;
+        let batch = RecordBatch::try_new(schema, columns).map_err(|e| what(e.into()))?;
         let keys: Vec<ArrayRef> = self
             .meta
             .unique_key

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::Field;
 use object_store::ObjectStore;
-use onepipe_client::SchemaRegistry;
-use onepipe_archive::columns::Mapping;
 use onepipe_archive::clean::read_date;
+use onepipe_archive::columns::Mapping;
 use onepipe_archive::decode::expected_view;
 use onepipe_archive::manifest;
+use onepipe_client::SchemaRegistry;
 use onepipe_core::metadata::TopicMetadata;
 use serde::Serialize;
 
@@ -82,7 +82,8 @@ pub async fn check_dataset(
     };
     let mapping = Mapping::new(&t.latest.schema).map_err(|e| e.to_string())?;
     let fields: Vec<Field> = mapping
-        .fields()?
+        .fields()
+        .map_err(|e| e.to_string())?
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
