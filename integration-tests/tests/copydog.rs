@@ -10,12 +10,12 @@ use arrow::datatypes::{Int32Type, Int64Type};
 use chrono::NaiveDate;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use onepipe_archive::checkpoint::{Claim, claim, claim_path};
+use onepipe_archive::manifest::{self, Manifest};
 use onepipe_client::codec::WriterSchema;
 use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
-use onepipe_archive::checkpoint::{Claim, claim, claim_path};
 use onepipe_copydog::run::{RunOptions, run_topic};
 use onepipe_copydog::vacuum::vacuum;
-use onepipe_archive::manifest::{self, Manifest};
 use onepipe_integration_tests::{
     RawRecord, create_dataset, fresh_store_url, register_schema, start_registry, unique_name,
     write_raw,

@@ -12,8 +12,8 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
 use onepipe_archive::manifest;
+use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
 use onepipe_integration_tests::{
     RawRecord, create_dataset, fresh_store_url, service_binary, start_registry, unique_name,
     write_raw,

@@ -11,11 +11,11 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
-use onepipe_archive::raw::{RawBatch, encode};
-use onepipe_copydog::run::{RunOptions, run_topic};
 use onepipe_archive::layout::RawFile;
 use onepipe_archive::manifest;
+use onepipe_archive::raw::{RawBatch, encode};
+use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
+use onepipe_copydog::run::{RunOptions, run_topic};
 use onepipe_core::metadata::TopicMetadata;
 use onepipe_integration_tests::{
     create_dataset, endpoint, fresh_database, fresh_store_url, start_registry, unique_name,

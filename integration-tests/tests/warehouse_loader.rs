@@ -10,12 +10,12 @@ use chrono::NaiveDate;
 use clap::Parser;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use onepipe_client::codec::WriterSchema;
-use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
-use onepipe_archive::raw::{RawBatch, encode};
-use onepipe_copydog::run::{RunOptions, run_topic};
 use onepipe_archive::layout::RawFile;
 use onepipe_archive::manifest;
+use onepipe_archive::raw::{RawBatch, encode};
+use onepipe_client::codec::WriterSchema;
+use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
+use onepipe_copydog::run::{RunOptions, run_topic};
 use onepipe_integration_tests::{
     create_dataset, endpoint, fresh_database, register_schema, start_registry, unique_name,
 };

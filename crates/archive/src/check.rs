@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use object_store::ObjectStore;
 use crate::layout::{RawFile, raw_topic_prefix};
+use object_store::ObjectStore;
 
 use crate::Result;
 use crate::checkpoint::list_raw;

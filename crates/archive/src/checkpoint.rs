@@ -27,8 +27,8 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use std::collections::BTreeMap;
 
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 use crate::layout::{RawFile, raw_partition_prefix, raw_topic_prefix};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};

@@ -18,8 +18,9 @@ pub const ZSTD_LEVEL: i32 = 3;
 
 /// Writer properties of clean files (compression; callers add row-group sizes).
 pub fn writer_properties() -> WriterPropertiesBuilder {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default()))
+    WriterProperties::builder().set_compression(Compression::ZSTD(
+        ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default(),
+    ))
 }
 
 /// One batch as a whole zstd Parquet file.

@@ -11,8 +11,8 @@
 
 use chrono::NaiveDate;
 
-use onepipe_core::metadata::validate_topic_name;
 use crate::{Error, Result};
+use onepipe_core::metadata::validate_topic_name;
 
 pub const RAW_ROOT: &str = "raw";
 pub const CLEAN_ROOT: &str = "clean";

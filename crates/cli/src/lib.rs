@@ -482,8 +482,7 @@ async fn replay(
         bar.set_length(total);
         bar.set_position(done);
     };
-    let summary =
-        crate::replay::replay(store.as_ref(), producer, &opts, &mut progress).await?;
+    let summary = crate::replay::replay(store.as_ref(), producer, &opts, &mut progress).await?;
     bar.finish_and_clear();
     writeln!(
         out,
@@ -519,8 +518,7 @@ async fn create_topic(
     meta.description = c.description;
     meta.validate()?;
     // Checked here too, so that a refused dataset leaves no schema or Kafka topic behind.
-    let parsed = onepipe_schema::parse(&schema)
-        .with_context(|| format!("in {}", c.schema_file))?;
+    let parsed = onepipe_schema::parse(&schema).with_context(|| format!("in {}", c.schema_file))?;
     let problems = onepipe_schema::metadata_problems(&meta, &parsed);
     if !problems.is_empty() {
         bail!("invalid topic metadata: {}", problems.join("; "));
@@ -611,8 +609,7 @@ async fn ensure_kafka_topic(
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap);
     kafka.apply(&mut config);
-    let admin: AdminClient<DefaultClientContext> =
-        config.create().context("kafka admin client")?;
+    let admin: AdminClient<DefaultClientContext> = config.create().context("kafka admin client")?;
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
         .create_topics(
