@@ -23,17 +23,17 @@ use arrow::array::{
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field, Fields, TimeUnit};
 
+use crate::error::{Error, Result};
+
 /// An Avro schema with its named types, ready to map values of it.
 pub struct Mapping {
     root: Avro,
     names: HashMap<Name, Avro>,
 }
 
-type Result<T> = std::result::Result<T, String>;
-
 impl Mapping {
     pub fn new(schema: &Avro) -> Result<Self> {
-        let resolved = ResolvedSchema::try_from(schema).map_err(|e| e.to_string())?;
+        let resolved = ResolvedSchema::try_from(schema).map_err(Error::Names)?;
         let names = resolved
             .get_names()
             .iter()
@@ -53,7 +53,7 @@ impl Mapping {
     pub fn fields(&self) -> Result<Fields> {
         let (schema, ns) = self.deref(&self.root, None)?;
         let Avro::Record(record) = schema else {
-            return Err("the schema is not a record".to_string());
+            return Err(Error::NotARecord);
         };
         let mut out = Vec::new();
         for f in &record.fields {
@@ -67,7 +67,7 @@ impl Mapping {
     pub fn columns(&self, records: &[&Value]) -> Result<Vec<ArrayRef>> {
         let (schema, ns) = self.deref(&self.root, None)?;
         let Avro::Record(record) = schema else {
-            return Err("the schema is not a record".to_string());
+            return Err(Error::NotARecord);
         };
         let fields = self.fields()?;
         let mut out = Vec::with_capacity(record.fields.len());
@@ -75,7 +75,7 @@ impl Mapping {
             let values: Vec<&Value> = records.iter().map(|r| field_of(r, i)).collect();
             let array = self
                 .build(&values, &f.schema, ns, fields[i].data_type())
-                .map_err(|e| format!("field {:?}: {e}", f.name))?;
+                .map_err(|e| Error::field(&f.name, e))?;
             out.push(array);
         }
         Ok(out)
@@ -96,7 +96,10 @@ impl Mapping {
         };
         let value = Value::try_from(default.clone())
             .and_then(|v| v.resolve_schemata(&field.schema, vec![&self.root]))
-            .map_err(|e| format!("the default of field {name:?} cannot be used: {e}"))?;
+            .map_err(|error| Error::BadDefault {
+                field: name.to_string(),
+                error,
+            })?;
         let (dt, _) = self.data_type(&field.schema, ns)?;
         let values = vec![&value; rows];
         self.build(&values, &field.schema, ns, &dt).map(Some)
@@ -112,7 +115,7 @@ impl Mapping {
                 let full = name.fully_qualified_name(ns);
                 self.names
                     .get(full.as_ref())
-                    .ok_or_else(|| format!("unknown named type {}", full.fullname(None)))?
+                    .ok_or_else(|| Error::UnknownType(full.fullname(None)))?
             }
             other => other,
         };
@@ -190,7 +193,7 @@ impl Mapping {
                 }
                 return Ok((DataType::Struct(Fields::from(fields)), has_null));
             }
-            Avro::Ref { .. } => return Err("unresolved reference".to_string()),
+            Avro::Ref { .. } => return Err(Error::UnresolvedReference),
         };
         Ok((dt, false))
     }
@@ -233,7 +236,10 @@ impl Mapping {
         dt: &DataType,
     ) -> Result<ArrayRef> {
         let (schema, ns) = self.deref(schema, ns)?;
-        let mismatch = |v: &Value| format!("value {v:?} does not fit {dt}");
+        let mismatch = |v: &Value| Error::Mismatch {
+            value: format!("{v:?}"),
+            data_type: dt.clone(),
+        };
         macro_rules! prim {
             ($array:ty, $($pat:pat => $out:expr),+) => {{
                 let mut out = Vec::with_capacity(values.len());
@@ -306,11 +312,7 @@ impl Mapping {
                     });
                 }
                 let _ = d;
-                Arc::new(
-                    Decimal128Array::from(out)
-                        .with_precision_and_scale(*p, *s)
-                        .map_err(|e| e.to_string())?,
-                )
+                Arc::new(Decimal128Array::from(out).with_precision_and_scale(*p, *s)?)
             }
             (Avro::Duration(_), DataType::Struct(fields)) => {
                 let mut parts: [Vec<Option<i64>>; 3] = Default::default();
@@ -334,10 +336,11 @@ impl Mapping {
                     .into_iter()
                     .map(|p| Arc::new(Int64Array::from(p)) as ArrayRef)
                     .collect();
-                Arc::new(
-                    StructArray::try_new(fields.clone(), children, nulls(&valid))
-                        .map_err(|e| e.to_string())?,
-                )
+                Arc::new(StructArray::try_new(
+                    fields.clone(),
+                    children,
+                    nulls(&valid),
+                )?)
             }
             (Avro::Array(a), DataType::List(item)) => {
                 let mut offsets = Vec::with_capacity(values.len() + 1);
@@ -353,22 +356,19 @@ impl Mapping {
                         Value::Null => valid.push(false),
                         other => return Err(mismatch(other)),
                     }
-                    offsets.push(i32::try_from(items.len()).map_err(|_| "list too long")?);
+                    offsets.push(i32::try_from(items.len()).map_err(|_| Error::TooLong("list"))?);
                 }
                 let child = self.build(&items, &a.items, ns, item.data_type())?;
-                Arc::new(
-                    ListArray::try_new(
-                        item.clone(),
-                        OffsetBuffer::new(offsets.into()),
-                        child,
-                        nulls(&valid),
-                    )
-                    .map_err(|e| e.to_string())?,
-                )
+                Arc::new(ListArray::try_new(
+                    item.clone(),
+                    OffsetBuffer::new(offsets.into()),
+                    child,
+                    nulls(&valid),
+                )?)
             }
             (Avro::Map(m), DataType::Map(entries, _)) => {
                 let DataType::Struct(entry_fields) = entries.data_type() else {
-                    return Err("map entries are not a struct".to_string());
+                    return Err(Error::MapEntries);
                 };
                 let mut offsets = Vec::with_capacity(values.len() + 1);
                 offsets.push(0i32);
@@ -389,23 +389,19 @@ impl Mapping {
                         Value::Null => valid.push(false),
                         other => return Err(mismatch(other)),
                     }
-                    offsets.push(i32::try_from(keys.len()).map_err(|_| "map too long")?);
+                    offsets.push(i32::try_from(keys.len()).map_err(|_| Error::TooLong("map"))?);
                 }
                 let value_array = self.build(&items, &m.types, ns, entry_fields[1].data_type())?;
                 let key_array: ArrayRef = Arc::new(StringArray::from(keys));
                 let entries_array =
-                    StructArray::try_new(entry_fields.clone(), vec![key_array, value_array], None)
-                        .map_err(|e| e.to_string())?;
-                Arc::new(
-                    MapArray::try_new(
-                        entries.clone(),
-                        OffsetBuffer::new(offsets.into()),
-                        entries_array,
-                        nulls(&valid),
-                        false,
-                    )
-                    .map_err(|e| e.to_string())?,
-                )
+                    StructArray::try_new(entry_fields.clone(), vec![key_array, value_array], None)?;
+                Arc::new(MapArray::try_new(
+                    entries.clone(),
+                    OffsetBuffer::new(offsets.into()),
+                    entries_array,
+                    nulls(&valid),
+                    false,
+                )?)
             }
             (Avro::Record(r), DataType::Struct(fields)) => {
                 let mut valid = Vec::with_capacity(values.len());
@@ -421,13 +417,14 @@ impl Mapping {
                     let vs: Vec<&Value> = values.iter().map(|v| field_of(v, i)).collect();
                     children.push(
                         self.build(&vs, &f.schema, ns, fields[i].data_type())
-                            .map_err(|e| format!("{}: {e}", f.name))?,
+                            .map_err(|e| Error::field(&f.name, e))?,
                     );
                 }
-                Arc::new(
-                    StructArray::try_new(fields.clone(), children, nulls(&valid))
-                        .map_err(|e| e.to_string())?,
-                )
+                Arc::new(StructArray::try_new(
+                    fields.clone(),
+                    children,
+                    nulls(&valid),
+                )?)
             }
             (Avro::Union(u), dt) => {
                 let variants = u.variants();
@@ -441,7 +438,7 @@ impl Mapping {
                     return self.build(&inner, only, ns, dt);
                 }
                 let DataType::Struct(fields) = dt else {
-                    return Err(format!("union mapped to {dt}"));
+                    return Err(Error::UnionType(dt.clone()));
                 };
                 let mut children = Vec::with_capacity(non_null.len());
                 for (k, (index, branch)) in non_null.iter().enumerate() {
@@ -458,12 +455,18 @@ impl Mapping {
                     .iter()
                     .map(|v| !matches!(unwrap_union(v), Value::Null))
                     .collect();
-                Arc::new(
-                    StructArray::try_new(fields.clone(), children, nulls(&valid))
-                        .map_err(|e| e.to_string())?,
-                )
+                Arc::new(StructArray::try_new(
+                    fields.clone(),
+                    children,
+                    nulls(&valid),
+                )?)
             }
-            (other, dt) => return Err(format!("no mapping of {other:?} to {dt}")),
+            (other, dt) => {
+                return Err(Error::NoMapping {
+                    schema: format!("{other:?}"),
+                    data_type: dt.clone(),
+                });
+            }
         };
         Ok(array)
     }
@@ -510,20 +513,18 @@ fn with_tz(array: ArrayRef, tz: &Option<Arc<str>>) -> ArrayRef {
 }
 
 fn decimal_type(d: &DecimalSchema) -> Result<DataType> {
-    let p = u8::try_from(d.precision).map_err(|_| "decimal precision too large")?;
-    let s = i8::try_from(d.scale).map_err(|_| "decimal scale too large")?;
+    let p = u8::try_from(d.precision).map_err(|_| Error::DecimalPrecision(d.precision))?;
+    let s = i8::try_from(d.scale).map_err(|_| Error::DecimalScale(d.scale))?;
     if p > 38 {
-        return Err(format!(
-            "decimal precision {p} is over 38, the most Arrow's decimal128 holds"
-        ));
+        return Err(Error::DecimalPrecision(d.precision));
     }
     Ok(DataType::Decimal128(p, s))
 }
 
 fn decimal_i128(d: &apache_avro::Decimal) -> Result<i128> {
-    let bytes = <Vec<u8>>::try_from(d).map_err(|e| e.to_string())?;
+    let bytes = <Vec<u8>>::try_from(d).map_err(Error::DecimalValue)?;
     if bytes.len() > 16 {
-        return Err("decimal wider than 128 bits".to_string());
+        return Err(Error::WideDecimal);
     }
     let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
     let mut full = [if negative { 0xff } else { 0 }; 16];

@@ -2,7 +2,7 @@
 //! schema, resolved into the topic's newest schema, given its date, and turned into Arrow
 //! columns with the Kafka columns after the record's fields.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use apache_avro::Schema as Avro;
@@ -60,14 +60,12 @@ impl Reader {
     pub async fn for_topic(registry: &SchemaRegistry, topic: &str) -> Result<Self> {
         let t = registry.topic(topic).await?;
         let schema = Arc::new(t.latest.schema.clone());
-        let mapping = Mapping::new(&schema).map_err(|reason| Error::Schema {
+        let schema_error = |e| Error::Schema {
             topic: topic.to_string(),
-            reason,
-        })?;
-        let target = target_schema(&mapping).map_err(|reason| Error::Schema {
-            topic: topic.to_string(),
-            reason,
-        })?;
+            reason: Box::new(e),
+        };
+        let mapping = Mapping::new(&schema).map_err(schema_error)?;
+        let target = target_schema(&mapping).map_err(schema_error)?;
         Ok(Reader {
             meta: t.metadata.clone(),
             schema,
@@ -127,26 +125,25 @@ pub async fn read_new<E: From<Error>>(
         let records = crate::raw::decode(&path, bytes)?;
         let from = watermarks.get(&file.partition).copied().unwrap_or(-1);
         // Fetch the writer schemas this file needs before decoding synchronously.
-        let mut unknown: HashMap<u32, String> = HashMap::new();
+        let mut unknown: HashSet<u32> = HashSet::new();
         for r in &records {
             if let Some(v) = &r.value
                 && let Ok((id, _)) = wire::unframe(v)
                 && !writers.contains_key(&id)
-                && !unknown.contains_key(&id)
+                && !unknown.contains(&id)
             {
                 match registry.schema_by_id(id).await {
                     Ok(s) => {
                         writers.insert(id, s);
                     }
                     Err(onepipe_client::Error::UnknownSchemaId(_)) => {
-                        unknown.insert(id, format!("unknown schema id {id}"));
+                        unknown.insert(id);
                     }
                     Err(e) => return Err(Error::from(e).into()),
                 }
             }
         }
-        let mut decoders: HashMap<u32, std::result::Result<DatumDecoder<'_>, String>> =
-            HashMap::new();
+        let mut decoders: HashMap<u32, Decoder<'_>> = HashMap::new();
         let mut groups: BTreeMap<NaiveDate, (Vec<Value>, Vec<Position>)> = BTreeMap::new();
         for r in records {
             if r.offset <= from {
@@ -155,14 +152,7 @@ pub async fn read_new<E: From<Error>>(
             out.records += 1;
             let w = out.watermarks.entry(r.partition).or_insert(r.offset);
             *w = (*w).max(r.offset);
-            let decoded = decode_one(
-                &r.value,
-                &writers,
-                &unknown,
-                &mut decoders,
-                reader_schema,
-                reader_id,
-            );
+            let decoded = decode_one(&r.value, &writers, &mut decoders, reader_schema, reader_id);
             let value = match decoded {
                 Ok(v) => v,
                 Err(reason) => {
@@ -172,7 +162,7 @@ pub async fn read_new<E: From<Error>>(
                         timestamp: r.timestamp,
                         key: r.key,
                         value: r.value,
-                        reason,
+                        reason: reason.to_string(),
                     });
                     continue;
                 }
@@ -250,8 +240,10 @@ pub async fn expected_view(
             .map_err(|e| Error::convert(date.to_string(), e))?;
         let kept =
             below_watermarks(&all, watermarks).map_err(|e| Error::convert(date.to_string(), e))?;
-        let merged = crate::merge::merge(&kept, &reader.meta)
-            .map_err(|e| Error::Merge(format!("date {date}: {e}")))?;
+        let merged = crate::merge::merge(&kept, &reader.meta).map_err(|e| Error::Merge {
+            date,
+            reason: Box::new(e),
+        })?;
         out.insert(date, merged.batch);
     }
     Ok((out, decoded.rejects.len() as u64))
@@ -260,16 +252,16 @@ pub async fn expected_view(
 pub fn below_watermarks(
     batch: &RecordBatch,
     watermarks: &BTreeMap<String, i64>,
-) -> std::result::Result<RecordBatch, String> {
+) -> Result<RecordBatch> {
     use arrow::array::{AsArray, BooleanArray};
     use arrow::datatypes::{Int32Type, Int64Type};
     let p = batch
         .column_by_name(PARTITION_COLUMN)
-        .ok_or("no partition column")?
+        .ok_or(Error::NoKafkaColumn(PARTITION_COLUMN))?
         .as_primitive::<Int32Type>();
     let o = batch
         .column_by_name(OFFSET_COLUMN)
-        .ok_or("no offset column")?
+        .ok_or(Error::NoKafkaColumn(OFFSET_COLUMN))?
         .as_primitive::<Int64Type>();
     let keep: BooleanArray = (0..batch.num_rows())
         .map(|i| {
@@ -280,33 +272,39 @@ pub fn below_watermarks(
             )
         })
         .collect();
-    arrow::compute::filter_record_batch(batch, &keep).map_err(|e| e.to_string())
+    Ok(arrow::compute::filter_record_batch(batch, &keep)?)
 }
 
+/// The decoder of one writer schema into the reader's, or why there is none (kept to be
+/// the reason of every record of that schema).
+type Decoder<'s> = std::result::Result<DatumDecoder<'s>, Arc<onepipe_client::Error>>;
+
+/// One raw record's value decoded into the reader's schema, with its writer schema id;
+/// the error is the reason the record is rejected.
 fn decode_one<'s>(
     value: &Option<Vec<u8>>,
     writers: &'s HashMap<u32, Arc<Avro>>,
-    unknown: &HashMap<u32, String>,
-    decoders: &mut HashMap<u32, std::result::Result<DatumDecoder<'s>, String>>,
+    decoders: &mut HashMap<u32, Decoder<'s>>,
     reader: &'s Arc<Avro>,
     reader_id: u32,
-) -> std::result::Result<(Value, u32), String> {
+) -> Result<(Value, u32)> {
     let Some(bytes) = value else {
-        return Err("the record has no value (a tombstone)".to_string());
+        return Err(Error::Tombstone);
     };
-    let (id, datum) = wire::unframe(bytes).map_err(|e| e.to_string())?;
-    if let Some(reason) = unknown.get(&id) {
-        return Err(reason.clone());
-    }
-    let decoder = decoders
-        .entry(id)
-        .or_insert_with(|| match writers.get(&id) {
-            Some(w) => DatumDecoder::new(w, (id != reader_id).then_some(reader.as_ref())),
-            None => Err(format!("unknown schema id {id}")),
-        });
+    let (id, datum) = wire::unframe(bytes)?;
+    // Ids the registry does not know are never in `writers`.
+    let Some(writer) = writers.get(&id) else {
+        return Err(onepipe_client::Error::UnknownSchemaId(id).into());
+    };
+    let decoder = decoders.entry(id).or_insert_with(|| {
+        DatumDecoder::new(writer, (id != reader_id).then_some(reader.as_ref())).map_err(Arc::new)
+    });
     match decoder {
-        Ok(d) => d.decode(datum).map(|v| (v, id)),
-        Err(e) => Err(e.clone()),
+        Ok(d) => Ok((d.decode(datum)?, id)),
+        Err(e) => Err(Error::WriterSchema {
+            schema_id: id,
+            reason: e.clone(),
+        }),
     }
 }
 
@@ -330,7 +328,7 @@ pub fn partition_date(
 }
 
 /// The Arrow schema of clean files: the record's fields, then the Kafka columns.
-pub fn target_schema(mapping: &Mapping) -> std::result::Result<SchemaRef, String> {
+pub fn target_schema(mapping: &Mapping) -> Result<SchemaRef> {
     let mut fields: Vec<Field> = mapping
         .fields()?
         .iter()
@@ -342,9 +340,7 @@ pub fn target_schema(mapping: &Mapping) -> std::result::Result<SchemaRef, String
         .collect::<Vec<_>>()
     {
         if name.starts_with("_kafka_") || name == SCHEMA_ID_COLUMN {
-            return Err(format!(
-                "field {name:?} clashes with the columns copydog adds"
-            ));
+            return Err(Error::ReservedField(name));
         }
     }
     fields.extend(kafka_fields());
@@ -369,7 +365,7 @@ pub fn to_batch(
     target: &SchemaRef,
     values: &[Value],
     positions: &[Position],
-) -> std::result::Result<RecordBatch, String> {
+) -> Result<RecordBatch> {
     let refs: Vec<&Value> = values.iter().collect();
     let mut columns = mapping.columns(&refs)?;
     columns.push(Arc::new(Int32Array::from_iter_values(
@@ -385,5 +381,5 @@ pub fn to_batch(
     columns.push(Arc::new(Int64Array::from_iter_values(
         positions.iter().map(|p| i64::from(p.3)),
     )));
-    RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())
+    Ok(RecordBatch::try_new(target.clone(), columns)?)
 }

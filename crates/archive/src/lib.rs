@@ -13,7 +13,7 @@
 //! - [`manifest`]: the numbered, create-only manifests that name a topic's clean files.
 //!
 //! ```
-//! use crate::layout::RawFile;
+//! use onepipe_archive::layout::RawFile;
 //!
 //! let f = RawFile::parse("raw/orders/partition=2/date=2026-05-01/hour=07/00000000000000000010-00000000000000000019.parquet").unwrap();
 //! assert_eq!((f.partition, f.first_offset, f.last_offset), (2, 10, 19));

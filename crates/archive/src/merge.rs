@@ -16,6 +16,7 @@ use onepipe_core::metadata::{MergeStrategy, TopicMetadata};
 
 use crate::OFFSET_COLUMN;
 use crate::PARTITION_COLUMN;
+use crate::error::{Error, Result};
 
 /// The merged and sorted rows, and how many concurrent vector clocks were resolved.
 pub struct Merged {
@@ -24,28 +25,32 @@ pub struct Merged {
 }
 
 /// The column at a dotted path (`customer.id`), with the nulls of the structs on the way.
-pub fn column_at(batch: &RecordBatch, path: &str) -> Result<ArrayRef, String> {
+pub fn column_at(batch: &RecordBatch, path: &str) -> Result<ArrayRef> {
     let mut parts = path.split('.');
     let first = parts.next().unwrap_or_default();
     let mut array = batch
         .column_by_name(first)
-        .ok_or_else(|| format!("no column {first:?} for {path:?}"))?
+        .ok_or_else(|| Error::NoColumn {
+            column: first.to_string(),
+            path: path.to_string(),
+        })?
         .clone();
     for part in parts {
         let Some(s) = array.as_struct_opt() else {
-            return Err(format!("{path:?}: {part:?} is not inside a record"));
+            return Err(Error::NotInStruct {
+                path: path.to_string(),
+                field: part.to_string(),
+            });
         };
         let child = s
             .column_by_name(part)
-            .ok_or_else(|| format!("{path:?}: no field {part:?}"))?
+            .ok_or_else(|| Error::NoStructField {
+                path: path.to_string(),
+                field: part.to_string(),
+            })?
             .clone();
         let nulls = NullBuffer::union(s.nulls(), child.nulls());
-        let data = child
-            .to_data()
-            .into_builder()
-            .nulls(nulls)
-            .build()
-            .map_err(|e| e.to_string())?;
+        let data = child.to_data().into_builder().nulls(nulls).build()?;
         array = arrow::array::make_array(data);
     }
     Ok(array)
@@ -53,7 +58,7 @@ pub fn column_at(batch: &RecordBatch, path: &str) -> Result<ArrayRef, String> {
 
 /// The columns rows are sorted by: the sort key, the unique key, then the Kafka position
 /// (so the order is total and the output the same for the same input).
-pub fn order_columns(batch: &RecordBatch, meta: &TopicMetadata) -> Result<Vec<ArrayRef>, String> {
+pub fn order_columns(batch: &RecordBatch, meta: &TopicMetadata) -> Result<Vec<ArrayRef>> {
     let mut columns = Vec::new();
     let mut seen = std::collections::HashSet::new();
     // A unique-key field already in the sort key changes nothing the second time.
@@ -63,45 +68,48 @@ pub fn order_columns(batch: &RecordBatch, meta: &TopicMetadata) -> Result<Vec<Ar
         }
     }
     for c in [PARTITION_COLUMN, OFFSET_COLUMN] {
-        columns.push(batch.column_by_name(c).ok_or("no kafka column")?.clone());
+        columns.push(
+            batch
+                .column_by_name(c)
+                .ok_or(Error::NoKafkaColumn(c))?
+                .clone(),
+        );
     }
     Ok(columns)
 }
 
 /// The unique key of every row in the Arrow row format (equal keys, equal bytes).
-pub fn key_rows_of(batch: &RecordBatch, meta: &TopicMetadata) -> Result<Rows, String> {
+pub fn key_rows_of(batch: &RecordBatch, meta: &TopicMetadata) -> Result<Rows> {
     let key_columns = meta
         .unique_key
         .iter()
         .map(|p| column_at(batch, p))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>>>()?;
     rows_of(&key_columns)
 }
 
-fn rows_of(columns: &[ArrayRef]) -> Result<Rows, String> {
+fn rows_of(columns: &[ArrayRef]) -> Result<Rows> {
     let fields = columns
         .iter()
         .map(|c| SortField::new(c.data_type().clone()))
         .collect();
-    let converter = RowConverter::new(fields).map_err(|e| e.to_string())?;
-    converter
-        .convert_columns(columns)
-        .map_err(|e| e.to_string())
+    let converter = RowConverter::new(fields)?;
+    Ok(converter.convert_columns(columns)?)
 }
 
 /// Keeps one row per unique key and sorts by the sort key (then the unique key and the
 /// Kafka position, so the order is total and the output the same for the same input).
-pub fn merge(batch: &RecordBatch, meta: &TopicMetadata) -> Result<Merged, String> {
+pub fn merge(batch: &RecordBatch, meta: &TopicMetadata) -> Result<Merged> {
     let n = batch.num_rows();
     let keys = key_rows_of(batch, meta)?;
     let partitions = batch
         .column_by_name(PARTITION_COLUMN)
-        .ok_or("no _kafka_partition column")?
+        .ok_or(Error::NoKafkaColumn(PARTITION_COLUMN))?
         .as_primitive::<Int32Type>()
         .clone();
     let offsets = batch
         .column_by_name(OFFSET_COLUMN)
-        .ok_or("no _kafka_offset column")?
+        .ok_or(Error::NoKafkaColumn(OFFSET_COLUMN))?
         .as_primitive::<Int64Type>()
         .clone();
     let position = |i: usize| (partitions.value(i), offsets.value(i));
@@ -119,7 +127,10 @@ pub fn merge(batch: &RecordBatch, meta: &TopicMetadata) -> Result<Merged, String
                     nulls_first: true,
                 },
             )
-            .map_err(|e| format!("max_by({field}): {e}"))?;
+            .map_err(|error| Error::MaxBy {
+                field: field.clone(),
+                error,
+            })?;
             Box::new(move |c, cur| match cmp(c, cur) {
                 std::cmp::Ordering::Greater => true,
                 std::cmp::Ordering::Less => false,
@@ -169,13 +180,11 @@ pub fn merge(batch: &RecordBatch, meta: &TopicMetadata) -> Result<Merged, String
         w.sort_unstable();
         w
     };
-    let deduped =
-        take_record_batch(batch, &UInt32Array::from(winners)).map_err(|e| e.to_string())?;
+    let deduped = take_record_batch(batch, &UInt32Array::from(winners))?;
 
     let rows = rows_of(&order_columns(&deduped, meta)?)?;
     let indices = sort_rows(&rows);
-    let sorted =
-        take_record_batch(&deduped, &UInt32Array::from(indices)).map_err(|e| e.to_string())?;
+    let sorted = take_record_batch(&deduped, &UInt32Array::from(indices))?;
     Ok(Merged {
         batch: sorted,
         conflicts,
@@ -205,11 +214,11 @@ fn sort_rows(rows: &Rows) -> Vec<u32> {
 
 type Clock = BTreeMap<String, i64>;
 
-fn clocks_of(column: &dyn Array, field: &str) -> Result<Vec<Clock>, String> {
+fn clocks_of(column: &dyn Array, field: &str) -> Result<Vec<Clock>> {
     let Some(map) = column.as_map_opt() else {
-        return Err(format!(
-            "vector_clock({field}): the field is not a map<long> column"
-        ));
+        return Err(Error::NotAClock {
+            field: field.to_string(),
+        });
     };
     let mut out = Vec::with_capacity(map.len());
     for i in 0..map.len() {
@@ -273,7 +282,7 @@ fn concurrent_winner(a: &Clock, b: &Clock, pa: (i32, i64), pb: (i32, i64)) -> bo
 }
 
 /// A column of key rows, for tests and the verifier.
-pub fn key_rows(batch: &RecordBatch, meta: &TopicMetadata) -> Result<Vec<Vec<u8>>, String> {
+pub fn key_rows(batch: &RecordBatch, meta: &TopicMetadata) -> Result<Vec<Vec<u8>>> {
     let rows = key_rows_of(batch, meta)?;
     Ok((0..batch.num_rows())
         .map(|i| rows.row(i).data().to_vec())

@@ -112,8 +112,7 @@ impl WriterSchema {
         let writer = match mapper.resolved() {
             Some(resolved) => builder.resolved_schemata(resolved.clone()).build(),
             None => builder.build(),
-        }
-        .map_err(|e| e.to_string());
+        };
         Encoder {
             ws: self,
             mapper,
@@ -144,7 +143,7 @@ impl WriterSchema {
 pub struct Encoder<'w> {
     ws: &'w WriterSchema,
     mapper: Mapper<'w>,
-    writer: Result<GenericDatumWriter<'w>, String>,
+    writer: Result<GenericDatumWriter<'w>, apache_avro::Error>,
 }
 
 impl Encoder<'_> {
@@ -260,12 +259,13 @@ impl Deserializer {
             }
         };
         let reader = reader.filter(|(reader_id, _)| *reader_id != id);
-        let value = decode(&writer, reader.as_ref().map(|(_, s)| s.as_ref()), datum).map_err(
-            |message| Error::Decode {
-                schema_id: id,
-                message,
-            },
-        )?;
+        let value =
+            decode(&writer, reader.as_ref().map(|(_, s)| s.as_ref()), datum).map_err(|e| {
+                Error::Decode {
+                    schema_id: id,
+                    reason: Box::new(e),
+                }
+            })?;
         Ok(Decoded {
             writer_schema_id: id,
             schema: reader.map_or(writer, |(_, s)| s),
@@ -276,7 +276,7 @@ impl Deserializer {
 
 /// Reads one datum written with `writer`, resolved into `reader` when given; the
 /// whole input must be used.
-pub fn decode(writer: &Schema, reader: Option<&Schema>, datum: &[u8]) -> Result<Value, String> {
+pub fn decode(writer: &Schema, reader: Option<&Schema>, datum: &[u8]) -> Result<Value> {
     DatumDecoder::new(writer, reader)?.decode(datum)
 }
 
@@ -287,16 +287,16 @@ pub struct DatumDecoder<'s> {
 }
 
 impl<'s> DatumDecoder<'s> {
-    pub fn new(writer: &'s Schema, reader: Option<&'s Schema>) -> Result<Self, String> {
+    pub fn new(writer: &'s Schema, reader: Option<&'s Schema>) -> Result<Self> {
         let reader = apache_avro::reader::datum::GenericDatumReader::builder(writer)
             .maybe_reader_schema(reader)
             .build()
-            .map_err(|e| format!("the schemas cannot be used together: {e}"))?;
+            .map_err(Error::IncompatibleSchemas)?;
         Ok(DatumDecoder { reader })
     }
 
     /// See [`decode`].
-    pub fn decode(&self, datum: &[u8]) -> Result<Value, String> {
+    pub fn decode(&self, datum: &[u8]) -> Result<Value> {
         let mut input = Input {
             rest: datum,
             ran_out: false,
@@ -305,24 +305,18 @@ impl<'s> DatumDecoder<'s> {
         // apache-avro reads a union index, boolean or string cut off by the end of the
         // input as null; a datum that needed more bytes than it has is truncated.
         if input.ran_out {
-            return Err(format!(
-                "the datum is truncated: its {} bytes end inside a value",
-                datum.len()
-            ));
+            return Err(Error::TruncatedDatum { len: datum.len() });
         }
-        let value = value.map_err(|e| {
-            format!(
-                "the datum ({} bytes) does not match the writer schema: {e}",
-                datum.len()
-            )
+        let value = value.map_err(|error| Error::BadDatum {
+            len: datum.len(),
+            error,
         })?;
         if !input.rest.is_empty() {
-            return Err(format!(
-                "{} stray bytes after the datum ({} of {} bytes read)",
-                input.rest.len(),
-                datum.len() - input.rest.len(),
-                datum.len()
-            ));
+            return Err(Error::StrayBytes {
+                stray: input.rest.len(),
+                read: datum.len() - input.rest.len(),
+                len: datum.len(),
+            });
         }
         Ok(value)
     }
@@ -455,13 +449,14 @@ mod tests {
         assert!(decode(schema, None, datum).is_ok());
         for cut in 0..datum.len() {
             let err = decode(schema, None, &datum[..cut]).unwrap_err();
-            assert!(err.contains("truncated"), "{cut}: {err}");
+            assert!(err.to_string().contains("truncated"), "{cut}: {err}");
         }
         let mut longer = datum.to_vec();
         longer.push(0);
         assert!(
             decode(schema, None, &longer)
                 .unwrap_err()
+                .to_string()
                 .contains("1 stray bytes")
         );
     }

@@ -61,6 +61,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value as Json;
 
+use crate::error::Error;
+
 /// One reason a JSON value does not fit the schema.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {message}")]
@@ -82,7 +84,7 @@ pub struct Options {
 /// A schema with its named types resolved once, for mapping many values.
 pub struct Mapper<'s> {
     schema: &'s Schema,
-    resolved: Result<ResolvedSchema<'s>, String>,
+    resolved: Result<ResolvedSchema<'s>, apache_avro::Error>,
     empty: NamesRef<'s>,
 }
 
@@ -90,7 +92,7 @@ impl<'s> Mapper<'s> {
     pub fn new(schema: &'s Schema) -> Self {
         Mapper {
             schema,
-            resolved: ResolvedSchema::try_from(schema).map_err(|e| e.to_string()),
+            resolved: ResolvedSchema::try_from(schema),
             empty: HashMap::new(),
         }
     }
@@ -135,17 +137,21 @@ impl<'s> Mapper<'s> {
     }
 
     /// See [`field_json`].
-    pub fn field_json(&self, value: &Value, path: &str) -> Result<Json, String> {
+    pub fn field_json(&self, value: &Value, path: &str) -> Result<Json, Error> {
         let names = self.names();
         let (mut schema, mut ns) = resolve_ref(names, self.schema, None)?;
         let mut value = value;
         for name in path.split('.') {
             // Step into the taken branch of a union (an optional record on the way).
             if let (Value::Union(index, inner), Schema::Union(union)) = (value, schema) {
-                let branch = union
-                    .variants()
-                    .get(*index as usize)
-                    .ok_or_else(|| format!("{path}: the union branch {index} does not exist"))?;
+                let branch =
+                    union
+                        .variants()
+                        .get(*index as usize)
+                        .ok_or_else(|| Error::NoUnionBranch {
+                            path: path.to_string(),
+                            index: *index,
+                        })?;
                 (schema, ns) = resolve_ref(names, branch, ns)?;
                 value = inner;
             }
@@ -153,17 +159,26 @@ impl<'s> Mapper<'s> {
                 return Ok(Json::Null);
             }
             let (Value::Record(fields), Schema::Record(record)) = (value, schema) else {
-                return Err(format!("{path}: {name:?} is not inside a record"));
+                return Err(Error::NotInRecord {
+                    path: path.to_string(),
+                    field: name.to_string(),
+                });
             };
             let Some(&pos) = record.lookup.get(name) else {
-                return Err(format!("{path}: the record has no field {name:?}"));
+                return Err(Error::NoSchemaField {
+                    path: path.to_string(),
+                    field: name.to_string(),
+                });
             };
             let field = &record.fields[pos];
             value = fields
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v)
-                .ok_or_else(|| format!("{path}: the value has no field {name:?}"))?;
+                .ok_or_else(|| Error::NoValueField {
+                    path: path.to_string(),
+                    field: name.to_string(),
+                })?;
             (schema, ns) = resolve_ref(names, &field.schema, ns)?;
         }
         Ok(value_to_json(value, schema, names, ns))
@@ -204,7 +219,7 @@ pub fn to_json(value: &Value, schema: &Schema) -> Json {
 /// The plain JSON of the field at a dotted `path` (`customer.id`) inside a record value,
 /// for building Kafka keys. A `null` optional record on the way gives `null`; a path
 /// that is not in the schema gives an error naming it.
-pub fn field_json(value: &Value, schema: &Schema, path: &str) -> Result<Json, String> {
+pub fn field_json(value: &Value, schema: &Schema, path: &str) -> Result<Json, Error> {
     Mapper::new(schema).field_json(value, path)
 }
 
@@ -222,11 +237,21 @@ struct Converter<'a> {
 }
 
 fn err(errors: &mut Vec<FieldError>, path: &str, message: String) -> Option<Value> {
-    errors.push(FieldError {
+    push(errors, at(path, message))
+}
+
+/// Records a field error; the conversion of that value failed.
+fn push(errors: &mut Vec<FieldError>, error: FieldError) -> Option<Value> {
+    errors.push(error);
+    None
+}
+
+/// A field error at `path`.
+fn at(path: &str, message: String) -> FieldError {
+    FieldError {
         path: path.to_string(),
         message,
-    });
-    None
+    }
 }
 
 /// Describes the JSON found in an error message without dumping whole objects.
@@ -255,7 +280,7 @@ impl<'a> Converter<'a> {
         &self,
         schema: &'a Schema,
         ns: NamespaceRef<'a>,
-    ) -> Result<(&'a Schema, NamespaceRef<'a>), String> {
+    ) -> Result<(&'a Schema, NamespaceRef<'a>), Error> {
         resolve_ref(self.names, schema, ns)
     }
 
@@ -270,7 +295,7 @@ impl<'a> Converter<'a> {
     ) -> Option<Value> {
         let (schema, ns) = match self.deref(schema, ns) {
             Ok(found) => found,
-            Err(message) => return err(errors, path, message),
+            Err(e) => return err(errors, path, e.to_string()),
         };
         let mismatch = |errors: &mut Vec<FieldError>| {
             err(
@@ -292,13 +317,15 @@ impl<'a> Converter<'a> {
                 Json::String(s) => Some(Value::String(s.clone())),
                 _ => mismatch(errors),
             },
-            Schema::Int => match integer(json, schema, i64::from(i32::MIN), i64::from(i32::MAX)) {
-                Ok(i) => i32::try_from(i).ok().map(Value::Int),
-                Err(message) => err(errors, path, message),
-            },
-            Schema::Long => match integer(json, schema, i64::MIN, i64::MAX) {
+            Schema::Int => {
+                match integer(json, schema, i64::from(i32::MIN), i64::from(i32::MAX), path) {
+                    Ok(i) => i32::try_from(i).ok().map(Value::Int),
+                    Err(e) => push(errors, e),
+                }
+            }
+            Schema::Long => match integer(json, schema, i64::MIN, i64::MAX, path) {
                 Ok(i) => Some(Value::Long(i)),
-                Err(message) => err(errors, path, message),
+                Err(e) => push(errors, e),
             },
             Schema::Float => match json.as_f64() {
                 // Rounding is what a float field is for; overflowing to infinity is not.
@@ -318,11 +345,11 @@ impl<'a> Converter<'a> {
                 Some(f) => Some(Value::Double(f)),
                 None => mismatch(errors),
             },
-            Schema::Bytes => match self.bytes(json, schema, mode) {
+            Schema::Bytes => match self.bytes(json, schema, mode, path) {
                 Ok(b) => Some(Value::Bytes(b)),
-                Err(message) => err(errors, path, message),
+                Err(e) => push(errors, e),
             },
-            Schema::Fixed(fixed) => match self.bytes(json, schema, mode) {
+            Schema::Fixed(fixed) => match self.bytes(json, schema, mode, path) {
                 Ok(b) if b.len() == fixed.size => Some(Value::Fixed(fixed.size, b)),
                 Ok(b) => err(
                     errors,
@@ -335,7 +362,7 @@ impl<'a> Converter<'a> {
                         fixed.size
                     ),
                 ),
-                Err(message) => err(errors, path, message),
+                Err(e) => push(errors, e),
             },
             Schema::Enum(en) => match json {
                 Json::String(s) => match en.symbols.iter().position(|sym| sym == s) {
@@ -389,9 +416,9 @@ impl<'a> Converter<'a> {
                 _ => mismatch(errors),
             },
             Schema::Union(union) => self.union(json, union, ns, path, mode, errors),
-            Schema::Decimal(decimal) => match self.decimal(json, decimal, mode) {
+            Schema::Decimal(decimal) => match self.decimal(json, decimal, mode, path) {
                 Ok(d) => Some(Value::Decimal(d)),
-                Err(message) => err(errors, path, message),
+                Err(e) => push(errors, e),
             },
             Schema::BigDecimal => {
                 let text = match json {
@@ -413,25 +440,25 @@ impl<'a> Converter<'a> {
                     Some(days) => i32::try_from(days).ok().map(Value::Date),
                     None => mismatch(errors),
                 },
-                _ => match integer(json, schema, i64::from(i32::MIN), i64::from(i32::MAX)) {
+                _ => match integer(json, schema, i64::from(i32::MIN), i64::from(i32::MAX), path) {
                     Ok(i) => i32::try_from(i).ok().map(Value::Date),
-                    Err(message) => err(errors, path, message),
+                    Err(e) => push(errors, e),
                 },
             },
-            Schema::TimeMillis => match self.time(json, schema, 3) {
+            Schema::TimeMillis => match self.time(json, schema, 3, path) {
                 Ok(t) => i32::try_from(t).ok().map(Value::TimeMillis),
-                Err(message) => err(errors, path, message),
+                Err(e) => push(errors, e),
             },
-            Schema::TimeMicros => match self.time(json, schema, 6) {
+            Schema::TimeMicros => match self.time(json, schema, 6, path) {
                 Ok(t) => Some(Value::TimeMicros(t)),
-                Err(message) => err(errors, path, message),
+                Err(e) => push(errors, e),
             },
             Schema::TimestampMillis
             | Schema::TimestampMicros
             | Schema::TimestampNanos
             | Schema::LocalTimestampMillis
             | Schema::LocalTimestampMicros
-            | Schema::LocalTimestampNanos => match timestamp(json, schema) {
+            | Schema::LocalTimestampNanos => match timestamp(json, schema, path) {
                 Ok(t) => Some(match schema {
                     Schema::TimestampMillis => Value::TimestampMillis(t),
                     Schema::TimestampMicros => Value::TimestampMicros(t),
@@ -440,7 +467,7 @@ impl<'a> Converter<'a> {
                     Schema::LocalTimestampMicros => Value::LocalTimestampMicros(t),
                     _ => Value::LocalTimestampNanos(t),
                 }),
-                Err(message) => err(errors, path, message),
+                Err(e) => push(errors, e),
             },
             Schema::Duration(_) => match duration(json) {
                 Some(d) => Some(Value::Duration(d)),
@@ -457,12 +484,17 @@ impl<'a> Converter<'a> {
         }
     }
 
-    fn bytes(&self, json: &Json, schema: &Schema, mode: Mode) -> Result<Vec<u8>, String> {
+    fn bytes(
+        &self,
+        json: &Json,
+        schema: &Schema,
+        mode: Mode,
+        path: &str,
+    ) -> Result<Vec<u8>, FieldError> {
         let Json::String(s) = json else {
-            return Err(format!(
-                "expected {}, found {}",
-                describe(schema),
-                found(json)
+            return Err(at(
+                path,
+                format!("expected {}, found {}", describe(schema), found(json)),
             ));
         };
         if mode == Mode::Default {
@@ -471,16 +503,24 @@ impl<'a> Converter<'a> {
             for c in s.chars() {
                 match u8::try_from(u32::from(c)) {
                     Ok(b) => out.push(b),
-                    Err(_) => return Err(format!("default {} is not a byte string", found(json))),
+                    Err(_) => {
+                        return Err(at(
+                            path,
+                            format!("default {} is not a byte string", found(json)),
+                        ));
+                    }
                 }
             }
             return Ok(out);
         }
         BASE64.decode(s).map_err(|_| {
-            format!(
-                "expected {}, found {} (not padded standard base64)",
-                describe(schema),
-                found(json)
+            at(
+                path,
+                format!(
+                    "expected {}, found {} (not padded standard base64)",
+                    describe(schema),
+                    found(json)
+                ),
             )
         })
     }
@@ -686,19 +726,28 @@ impl<'a> Converter<'a> {
         }
     }
 
-    fn decimal(&self, json: &Json, decimal: &DecimalSchema, mode: Mode) -> Result<Decimal, String> {
+    fn decimal(
+        &self,
+        json: &Json,
+        decimal: &DecimalSchema,
+        mode: Mode,
+        path: &str,
+    ) -> Result<Decimal, FieldError> {
         let kind = format!("decimal({}, {})", decimal.precision, decimal.scale);
         if mode == Mode::Default {
-            let bytes = self.bytes(json, &Schema::Bytes, mode)?;
+            let bytes = self.bytes(json, &Schema::Bytes, mode, path)?;
             return Ok(Decimal::from(bytes));
         }
         let text = match json {
             Json::String(s) => s.clone(),
             Json::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
             _ => {
-                return Err(format!(
-                    "expected a decimal string like \"12.50\" ({kind}), found {}",
-                    found(json)
+                return Err(at(
+                    path,
+                    format!(
+                        "expected a decimal string like \"12.50\" ({kind}), found {}",
+                        found(json)
+                    ),
                 ));
             }
         };
@@ -712,18 +761,24 @@ impl<'a> Converter<'a> {
         };
         let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         if !all_digits(int_part) || frac_part.is_some_and(|f| !all_digits(f)) {
-            return Err(format!(
-                "expected a decimal string like \"12.50\" ({kind}), found {}",
-                found(json)
+            return Err(at(
+                path,
+                format!(
+                    "expected a decimal string like \"12.50\" ({kind}), found {}",
+                    found(json)
+                ),
             ));
         }
         let frac = frac_part.unwrap_or("");
         if frac.len() > decimal.scale {
-            return Err(format!(
-                "{} has {} fraction digits, {kind} allows {}",
-                found(json),
-                frac.len(),
-                decimal.scale
+            return Err(at(
+                path,
+                format!(
+                    "{} has {} fraction digits, {kind} allows {}",
+                    found(json),
+                    frac.len(),
+                    decimal.scale
+                ),
             ));
         }
         let mut unscaled = String::with_capacity(int_part.len() + decimal.scale);
@@ -734,37 +789,51 @@ impl<'a> Converter<'a> {
         }
         let significant = unscaled.trim_start_matches('0');
         if significant.len() > decimal.precision {
-            return Err(format!(
-                "{} has {} digits, {kind} allows {}",
-                found(json),
-                significant.len(),
-                decimal.precision
+            return Err(at(
+                path,
+                format!(
+                    "{} has {} digits, {kind} allows {}",
+                    found(json),
+                    significant.len(),
+                    decimal.precision
+                ),
             ));
         }
         let bytes = digits_to_twos_complement(negative, significant);
         if let InnerDecimalSchema::Fixed(fixed) = &decimal.inner
             && bytes.len() > fixed.size
         {
-            return Err(format!(
-                "{} does not fit in the {} bytes of {kind}",
-                found(json),
-                fixed.size
+            return Err(at(
+                path,
+                format!(
+                    "{} does not fit in the {} bytes of {kind}",
+                    found(json),
+                    fixed.size
+                ),
             ));
         }
         Ok(Decimal::from(bytes))
     }
 
-    fn time(&self, json: &Json, schema: &Schema, digits: u32) -> Result<i64, String> {
+    fn time(
+        &self,
+        json: &Json,
+        schema: &Schema,
+        digits: u32,
+        path: &str,
+    ) -> Result<i64, FieldError> {
         let per_second = 10_i64.pow(digits);
         let day = 86_400 * per_second;
         let value = match json {
             Json::String(s) => parse_time(s, digits),
-            _ => match integer(json, schema, 0, day - 1) {
-                Ok(i) => Some(i),
-                Err(message) => return Err(message),
-            },
+            _ => Some(integer(json, schema, 0, day - 1, path)?),
         };
-        value.ok_or_else(|| format!("expected {}, found {}", describe(schema), found(json)))
+        value.ok_or_else(|| {
+            at(
+                path,
+                format!("expected {}, found {}", describe(schema), found(json)),
+            )
+        })
     }
 }
 
@@ -777,18 +846,13 @@ fn resolve_ref<'a>(
     names: &NamesRef<'a>,
     schema: &'a Schema,
     ns: NamespaceRef<'a>,
-) -> Result<(&'a Schema, NamespaceRef<'a>), String> {
+) -> Result<(&'a Schema, NamespaceRef<'a>), Error> {
     let schema = match schema {
         Schema::Ref { name } => {
             let full = name.fully_qualified_name(ns);
             match names.get(full.as_ref()) {
                 Some(target) => *target,
-                None => {
-                    return Err(format!(
-                        "the schema refers to the unknown type {}",
-                        full.fullname(None)
-                    ));
-                }
+                None => return Err(Error::UnknownType(full.fullname(None))),
             }
         }
         other => other,
@@ -905,25 +969,33 @@ fn describe(schema: &Schema) -> String {
 
 /// An integer in `[min, max]`; the message says whether the JSON was not an
 /// integer at all or just too large.
-fn integer(json: &Json, schema: &Schema, min: i64, max: i64) -> Result<i64, String> {
+fn integer(
+    json: &Json,
+    schema: &Schema,
+    min: i64,
+    max: i64,
+    path: &str,
+) -> Result<i64, FieldError> {
     let Json::Number(n) = json else {
-        return Err(format!(
-            "expected {}, found {}",
-            describe(schema),
-            found(json)
+        return Err(at(
+            path,
+            format!("expected {}, found {}", describe(schema), found(json)),
         ));
     };
     match n.as_i64() {
         Some(i) if (min..=max).contains(&i) => Ok(i),
-        Some(_) => Err(format!(
-            "expected {}, found {n} (out of range)",
-            describe(schema)
+        Some(_) => Err(at(
+            path,
+            format!("expected {}, found {n} (out of range)", describe(schema)),
         )),
-        None if n.is_u64() => Err(format!(
-            "expected {}, found {n} (out of range)",
-            describe(schema)
+        None if n.is_u64() => Err(at(
+            path,
+            format!("expected {}, found {n} (out of range)", describe(schema)),
         )),
-        None => Err(format!("expected {}, found {n}", describe(schema))),
+        None => Err(at(
+            path,
+            format!("expected {}, found {n}", describe(schema)),
+        )),
     }
 }
 
@@ -1136,7 +1208,7 @@ fn parse_time(s: &str, digits: u32) -> Option<i64> {
 }
 
 /// Timestamp as RFC 3339 or an integer in the schema's unit.
-fn timestamp(json: &Json, schema: &Schema) -> Result<i64, String> {
+fn timestamp(json: &Json, schema: &Schema, path: &str) -> Result<i64, FieldError> {
     let (digits, local) = match schema {
         Schema::TimestampMillis => (3, false),
         Schema::TimestampMicros => (6, false),
@@ -1146,9 +1218,14 @@ fn timestamp(json: &Json, schema: &Schema) -> Result<i64, String> {
         _ => (9, true),
     };
     let Json::String(s) = json else {
-        return integer(json, schema, i64::MIN, i64::MAX);
+        return integer(json, schema, i64::MIN, i64::MAX, path);
     };
-    let mismatch = || format!("expected {}, found {}", describe(schema), found(json));
+    let mismatch = || {
+        at(
+            path,
+            format!("expected {}, found {}", describe(schema), found(json)),
+        )
+    };
     let b = s.as_bytes();
     if b.len() < 19 || !matches!(b[10], b'T' | b't' | b' ') {
         return Err(mismatch());
@@ -1162,10 +1239,13 @@ fn timestamp(json: &Json, schema: &Schema) -> Result<i64, String> {
     let units = match parse_time(time, digits) {
         Some(units) => units,
         None if parse_time(time, 9).is_some() => {
-            return Err(format!(
-                "{} is more precise than {} fraction digits",
-                found(json),
-                digits
+            return Err(at(
+                path,
+                format!(
+                    "{} is more precise than {} fraction digits",
+                    found(json),
+                    digits
+                ),
             ));
         }
         None => return Err(mismatch()),
@@ -1173,15 +1253,21 @@ fn timestamp(json: &Json, schema: &Schema) -> Result<i64, String> {
     let offset_seconds = match (offset, local) {
         ("", true) => 0,
         (_, true) => {
-            return Err(format!(
-                "expected a local timestamp without offset, found {}",
-                found(json)
+            return Err(at(
+                path,
+                format!(
+                    "expected a local timestamp without offset, found {}",
+                    found(json)
+                ),
             ));
         }
         ("", false) => {
-            return Err(format!(
-                "expected an RFC 3339 timestamp with offset (like \"Z\" or \"+01:00\"), found {}",
-                found(json)
+            return Err(at(
+                path,
+                format!(
+                    "expected an RFC 3339 timestamp with offset (like \"Z\" or \"+01:00\"), found {}",
+                    found(json)
+                ),
             ));
         }
         ("Z" | "z", false) => 0,
@@ -1205,7 +1291,12 @@ fn timestamp(json: &Json, schema: &Schema) -> Result<i64, String> {
         .and_then(|s| s.checked_sub(offset_seconds))
         .and_then(|s| s.checked_mul(per_second))
         .and_then(|u| u.checked_add(units))
-        .ok_or_else(|| format!("{} is out of range for {}", found(json), describe(schema)))
+        .ok_or_else(|| {
+            at(
+                path,
+                format!("{} is out of range for {}", found(json), describe(schema)),
+            )
+        })
 }
 
 fn format_timestamp(units: i64, digits: u32, zulu: bool) -> String {

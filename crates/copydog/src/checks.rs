@@ -12,12 +12,11 @@ use serde_json::{Value as Json, json};
 use onepipe_archive::columns::decimal_text;
 use onepipe_archive::merge::column_at;
 
+use crate::error::{Error, Result};
+
 /// Every check of the topic that copydog computes, by its name. `row_checksum` is left
 /// to the verifier (issue 8), which defines its canonical row text.
-pub fn compute(
-    batch: &RecordBatch,
-    meta: &TopicMetadata,
-) -> Result<BTreeMap<String, Json>, String> {
+pub fn compute(batch: &RecordBatch, meta: &TopicMetadata) -> Result<BTreeMap<String, Json>> {
     let mut acc = Accumulator::new(meta);
     acc.add(batch)?;
     acc.finish()
@@ -73,21 +72,23 @@ impl Accumulator {
     }
 
     /// Adds the rows of `batch` (rows of other batches must have other unique keys).
-    pub fn add(&mut self, batch: &RecordBatch) -> Result<(), String> {
+    pub fn add(&mut self, batch: &RecordBatch) -> Result<()> {
         for (check, state) in &mut self.states {
             let check: &Check = check;
             match (check, state) {
                 (_, State::Count(n)) => *n += batch.num_rows() as u64,
                 (Check::Sum(f), State::Sum { exact, float, kind }) => {
                     let column = column_at(batch, f)?;
-                    add_sum(&column, exact, float).map_err(|e| format!("{check}: {e}"))?;
+                    add_sum(&column, exact, float).map_err(|e| Error::Check {
+                        check: check.to_string(),
+                        reason: Box::new(e),
+                    })?;
                     kind.get_or_insert_with(|| column.data_type().clone());
                 }
                 (Check::Min(f) | Check::Max(f), State::Extreme { value, largest }) => {
                     let column = column_at(batch, f)?;
                     let candidates = match value.take() {
-                        Some(v) => arrow::compute::concat(&[v.as_ref(), column.as_ref()])
-                            .map_err(|e| e.to_string())?,
+                        Some(v) => arrow::compute::concat(&[v.as_ref(), column.as_ref()])?,
                         None => column,
                     };
                     *value = Some(match extreme_index(&candidates, *largest)? {
@@ -95,14 +96,14 @@ impl Accumulator {
                         None => candidates.slice(0, 0),
                     });
                 }
-                _ => return Err(format!("{check}: internal error, wrong accumulator")),
+                _ => return Err(Error::WrongAccumulator(check.to_string())),
             }
         }
         Ok(())
     }
 
     /// The values by check name.
-    pub fn finish(self) -> Result<BTreeMap<String, Json>, String> {
+    pub fn finish(self) -> Result<BTreeMap<String, Json>> {
         let mut out = BTreeMap::new();
         for (check, state) in self.states {
             let value = match state {
@@ -123,7 +124,7 @@ impl Accumulator {
     }
 }
 
-fn add_sum(column: &ArrayRef, exact: &mut i128, float: &mut f64) -> Result<(), String> {
+fn add_sum(column: &ArrayRef, exact: &mut i128, float: &mut f64) -> Result<()> {
     match column.data_type() {
         DataType::Int32 => {
             *exact += column
@@ -163,7 +164,7 @@ fn add_sum(column: &ArrayRef, exact: &mut i128, float: &mut f64) -> Result<(), S
                 .flatten()
                 .sum::<i128>();
         }
-        other => return Err(format!("cannot sum a {other} column")),
+        other => return Err(Error::NotSummable(other.clone())),
     }
     Ok(())
 }
@@ -176,7 +177,7 @@ fn int_json(v: i128) -> Json {
 }
 
 /// Where the smallest or largest non-null value is (`None` when all are null).
-fn extreme_index(column: &ArrayRef, largest: bool) -> Result<Option<usize>, String> {
+fn extreme_index(column: &ArrayRef, largest: bool) -> Result<Option<usize>> {
     let indices = sort_to_indices(
         column,
         Some(SortOptions {
@@ -184,8 +185,7 @@ fn extreme_index(column: &ArrayRef, largest: bool) -> Result<Option<usize>, Stri
             nulls_first: false,
         }),
         Some(1),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     Ok(indices
         .iter()
         .flatten()
@@ -195,13 +195,12 @@ fn extreme_index(column: &ArrayRef, largest: bool) -> Result<Option<usize>, Stri
 }
 
 /// The value at `i`: a number for integer columns, Arrow's display text otherwise.
-fn extreme_json(column: &ArrayRef, i: usize) -> Result<Json, String> {
+fn extreme_json(column: &ArrayRef, i: usize) -> Result<Json> {
     Ok(match column.data_type() {
         DataType::Int32 => json!(column.as_primitive::<Int32Type>().value(i)),
         DataType::Int64 => json!(column.as_primitive::<Int64Type>().value(i)),
         _ => {
-            let f = ArrayFormatter::try_new(column.as_ref(), &FormatOptions::default())
-                .map_err(|e| e.to_string())?;
+            let f = ArrayFormatter::try_new(column.as_ref(), &FormatOptions::default())?;
             json!(f.value(i).to_string())
         }
     })

@@ -49,17 +49,15 @@ pub(crate) async fn merge_date(
                 "over the memory budget, spilling to local disk"
             );
         }
-        let dir = pending.dir().map_err(Error::Spill)?;
-        rows.spill(dir, target, meta).map_err(Error::Spill)
+        let dir = pending.dir().map_err(Error::spill)?;
+        rows.spill(dir, target, meta).map_err(Error::spill)
     };
     if let Some(p) = previous {
         for file in &p.files {
             let bytes = store.get(&Path::from(file.as_str())).await?.bytes().await?;
             for batch in parquet_batches(file, bytes)? {
                 let batch = batch?;
-                rows.push(
-                    adapt(&batch, target, mapping).map_err(|e| Error::Convert(file.clone(), e))?,
-                );
+                rows.push(adapt(&batch, target, mapping).map_err(|e| Error::convert(file, e))?);
                 if rows.bytes > budget.merge_input() {
                     spill(&mut rows, pending)?;
                 }
@@ -72,12 +70,11 @@ pub(crate) async fn merge_date(
     let (sorted, count, bytes, checks, conflicts) = match rows.spilled.take() {
         None => {
             let all = concat_batches(target, &rows.batches)
-                .map_err(|e| Error::Convert(date.to_string(), e.to_string()))?;
+                .map_err(|e| Error::convert(date.to_string(), e))?;
             drop(rows);
-            let merged =
-                onepipe_archive::merge::merge(&all, meta).map_err(|e| Error::Merge(date, e))?;
+            let merged = onepipe_archive::merge::merge(&all, meta).map_err(Error::merge(date))?;
             drop(all);
-            let checks = checks::compute(&merged.batch, meta).map_err(|e| Error::Merge(date, e))?;
+            let checks = checks::compute(&merged.batch, meta).map_err(Error::merge(date))?;
             let count = merged.batch.num_rows() as u64;
             let bytes = merged.batch.get_array_memory_size();
             (
@@ -89,7 +86,7 @@ pub(crate) async fn merge_date(
             )
         }
         Some(buckets) => {
-            let buckets = buckets.finish().map_err(Error::Spill)?;
+            let buckets = buckets.finish().map_err(Error::spill)?;
             let spilled: usize = buckets.iter().map(|b| b.1).sum();
             opts.metrics.inc(
                 "onepipe_copydog_spilled_bytes_total",
@@ -105,10 +102,10 @@ pub(crate) async fn merge_date(
                 "merging through spill buckets"
             );
             let mut runs = Runs::new(meta);
-            let dir = pending.dir().map_err(Error::Spill)?;
+            let dir = pending.dir().map_err(Error::spill)?;
             crate::spill::merge_buckets(dir, buckets, 0, meta, target, budget, &mut runs)
-                .map_err(|e| Error::Merge(date, e))?;
-            let checks = runs.checks.finish().map_err(|e| Error::Merge(date, e))?;
+                .map_err(Error::merge(date))?;
+            let checks = runs.checks.finish().map_err(Error::merge(date))?;
             (
                 Sorted::Runs(runs.paths),
                 runs.rows,
@@ -135,9 +132,9 @@ pub(crate) async fn merge_date(
         let complete = match &sorted {
             Sorted::Memory(batch) => sink.write(batch).await?,
             Sorted::Runs(paths) => {
-                let mut merger = RunMerger::open(paths, meta, 8192).map_err(Error::Spill)?;
+                let mut merger = RunMerger::open(paths, meta, 8192).map_err(Error::spill)?;
                 let mut complete = true;
-                while let Some(batch) = merger.next_batch().map_err(Error::Spill)? {
+                while let Some(batch) = merger.next_batch().map_err(Error::spill)? {
                     if !sink.write(&batch).await? {
                         complete = false;
                         break;
@@ -178,11 +175,7 @@ async fn next_version(
 
 /// Brings rows of an older clean file into the current schema: fields added since take
 /// their default, promoted types are cast, removed fields go.
-fn adapt(
-    batch: &RecordBatch,
-    target: &SchemaRef,
-    mapping: &Mapping,
-) -> std::result::Result<RecordBatch, String> {
+fn adapt(batch: &RecordBatch, target: &SchemaRef, mapping: &Mapping) -> Result<RecordBatch> {
     if batch.schema().fields() == target.fields() {
         return Ok(batch.clone());
     }
@@ -190,26 +183,19 @@ fn adapt(
     for field in target.fields() {
         let column = match batch.column_by_name(field.name()) {
             Some(c) if c.data_type() == field.data_type() => c.clone(),
-            Some(c) => cast(c, field.data_type()).map_err(|e| {
-                format!(
-                    "field {:?} changed from {} to {}, which cannot be converted: {e}",
-                    field.name(),
-                    c.data_type(),
-                    field.data_type()
-                )
+            Some(c) => cast(c, field.data_type()).map_err(|error| Error::TypeChange {
+                field: field.name().clone(),
+                from: c.data_type().clone(),
+                to: field.data_type().clone(),
+                error,
             })?,
             None => match mapping.default_column(field.name(), batch.num_rows())? {
                 Some(c) => c,
                 None if field.is_nullable() => new_null_array(field.data_type(), batch.num_rows()),
-                None => {
-                    return Err(format!(
-                        "field {:?} is new, required and has no default",
-                        field.name()
-                    ));
-                }
+                None => return Err(Error::NoDefault(field.name().clone())),
             },
         };
         columns.push(column);
     }
-    RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())
+    Ok(RecordBatch::try_new(target.clone(), columns)?)
 }

@@ -56,7 +56,7 @@ pub(crate) async fn write_rejects(
             )),
         ],
     )
-    .map_err(|e| Error::Convert("rejected records".into(), e.to_string()))?;
+    .map_err(|e| Error::convert("rejected records", e))?;
     let bytes = onepipe_archive::clean::write_parquet(&batch)?;
     // A unique name: a run that loses the manifest race leaves an orphan, never a clash.
     let path = format!(

@@ -113,7 +113,7 @@ pub async fn run_topic(
             &reader,
             &plan,
             &watermarks_before,
-            &mut |date, batch| pending.push(date, batch).map_err(Error::Spill),
+            &mut |date, batch| pending.push(date, batch).map_err(Error::spill),
         )
         .await?;
         summary.records = decoded.records;

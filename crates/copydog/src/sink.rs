@@ -10,7 +10,7 @@ use onepipe_archive::layout::CleanFile;
 use onepipe_core::metadata::TopicMetadata;
 use parquet::arrow::ArrowWriter;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Writes sorted rows into the Parquet files of one date version, each uploaded when full.
 pub(crate) struct FileSink<'a> {
@@ -63,16 +63,16 @@ impl<'a> FileSink<'a> {
     }
 
     fn writer(&mut self) -> Result<&mut ArrowWriter<Vec<u8>>> {
-        if self.writer.is_none() {
-            let props = onepipe_archive::clean::writer_properties()
-                .set_max_row_group_row_count(Some(self.rows_per_file))
-                .build();
-            let w = ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(props))?;
-            self.writer = Some(w);
-        }
-        self.writer
-            .as_mut()
-            .ok_or_else(|| Error::Convert("parquet".into(), "no open file".into()))
+        let writer = match self.writer.take() {
+            Some(w) => w,
+            None => {
+                let props = onepipe_archive::clean::writer_properties()
+                    .set_max_row_group_row_count(Some(self.rows_per_file))
+                    .build();
+                ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(props))?
+            }
+        };
+        Ok(self.writer.insert(writer))
     }
 
     /// Uploads the open file; `false` when the name was taken.

@@ -15,6 +15,7 @@ use std::path::{Path as FsPath, PathBuf};
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, interleave_record_batch, take_record_batch};
 use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use arrow::row::{RowConverter, Rows, SortField};
@@ -22,6 +23,7 @@ use chrono::NaiveDate;
 use onepipe_core::metadata::TopicMetadata;
 
 use crate::checks::Accumulator;
+use crate::error::{Error, Result};
 use onepipe_archive::merge;
 
 /// Buckets a spilled date (or an oversized bucket) is split into.
@@ -91,8 +93,31 @@ impl Drop for SpillDir {
     }
 }
 
-fn io_error(path: &FsPath, e: impl std::fmt::Display) -> String {
-    format!("spill file {}: {e}", path.display())
+/// An error of reading or writing a spill file, and the file.
+trait FileError {
+    fn at(self, path: &FsPath) -> Error;
+}
+
+impl FileError for std::io::Error {
+    fn at(self, path: &FsPath) -> Error {
+        Error::SpillIo {
+            path: path.to_path_buf(),
+            error: self,
+        }
+    }
+}
+
+impl FileError for ArrowError {
+    fn at(self, path: &FsPath) -> Error {
+        Error::SpillArrow {
+            path: path.to_path_buf(),
+            error: self,
+        }
+    }
+}
+
+fn file_error(path: &FsPath, e: impl FileError) -> Error {
+    e.at(path)
 }
 
 /// Rows of one date split by key hash into files.
@@ -118,30 +143,31 @@ struct Bucket {
 const BUCKET_WRITE_BYTES: usize = 1 << 20;
 
 impl Bucket {
-    fn flush(&mut self, schema: &SchemaRef) -> Result<(), String> {
+    fn flush(&mut self, schema: &SchemaRef) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let path = &self.path;
-        let rows = concat_batches(schema, &self.pending).map_err(|e| io_error(path, e))?;
+        let rows = concat_batches(schema, &self.pending).map_err(|e| file_error(path, e))?;
         self.pending.clear();
         self.pending_bytes = 0;
-        if self.writer.is_none() {
-            let file = File::create(path).map_err(|e| io_error(path, e))?;
-            self.writer = Some(
+        let writer = match self.writer.take() {
+            Some(w) => w,
+            None => {
+                let file = File::create(path).map_err(|e| file_error(path, e))?;
                 StreamWriter::try_new(BufWriter::new(file), schema)
-                    .map_err(|e| io_error(path, e))?,
-            );
-        }
-        match &mut self.writer {
-            Some(w) => w.write(&rows).map_err(|e| io_error(path, e)),
-            None => Err(io_error(path, "not open")),
-        }
+                    .map_err(|e| file_error(path, e))?
+            }
+        };
+        self.writer
+            .insert(writer)
+            .write(&rows)
+            .map_err(|e| file_error(path, e))
     }
 }
 
 impl Buckets {
-    pub fn create(dir: &mut SpillDir, schema: &SchemaRef, level: u32) -> Result<Self, String> {
+    pub fn create(dir: &mut SpillDir, schema: &SchemaRef, level: u32) -> Result<Self> {
         let files = (0..FANOUT)
             .map(|_| Bucket {
                 path: dir.file(&format!("bucket-l{level}")),
@@ -164,7 +190,7 @@ impl Buckets {
     }
 
     /// Appends `batch`, each row to its key's bucket.
-    pub fn write(&mut self, batch: &RecordBatch, meta: &TopicMetadata) -> Result<(), String> {
+    pub fn write(&mut self, batch: &RecordBatch, meta: &TopicMetadata) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -177,8 +203,7 @@ impl Buckets {
             if indices.is_empty() {
                 continue;
             }
-            let part =
-                take_record_batch(batch, &UInt32Array::from(indices)).map_err(|e| e.to_string())?;
+            let part = take_record_batch(batch, &UInt32Array::from(indices))?;
             let bucket = &mut self.files[b];
             let size = part.get_array_memory_size();
             bucket.bytes += size;
@@ -192,12 +217,12 @@ impl Buckets {
     }
 
     /// Closes the files: the non-empty buckets and their sizes.
-    pub fn finish(self) -> Result<Vec<(PathBuf, usize)>, String> {
+    pub fn finish(self) -> Result<Vec<(PathBuf, usize)>> {
         let mut out = Vec::new();
         for mut bucket in self.files {
             bucket.flush(&self.schema)?;
             if let Some(mut w) = bucket.writer {
-                w.finish().map_err(|e| io_error(&bucket.path, e))?;
+                w.finish().map_err(|e| file_error(&bucket.path, e))?;
                 out.push((bucket.path, bucket.bytes));
             }
         }
@@ -226,7 +251,7 @@ impl DateRows {
         dir: &mut SpillDir,
         schema: &SchemaRef,
         meta: &TopicMetadata,
-    ) -> Result<(), String> {
+    ) -> Result<()> {
         let buckets = match &mut self.spilled {
             Some(b) => b,
             None => self.spilled.insert(Buckets::create(dir, schema, 0)?),
@@ -268,24 +293,23 @@ impl<'m> Pending<'m> {
     }
 
     /// The spill folder, created on first use.
-    pub fn dir(&mut self) -> Result<&mut SpillDir, String> {
-        if self.dir.is_none() {
-            let d = SpillDir::create(&self.base).map_err(|e| {
-                format!(
-                    "cannot create a spill folder in {}: {e}",
-                    self.base.display()
-                )
-            })?;
-            tracing::info!(path = %d.path.display(), "spilling to local disk");
-            self.dir = Some(d);
-        }
-        self.dir
-            .as_mut()
-            .ok_or_else(|| "no spill folder".to_string())
+    pub fn dir(&mut self) -> Result<&mut SpillDir> {
+        let dir = match self.dir.take() {
+            Some(d) => d,
+            None => {
+                let d = SpillDir::create(&self.base).map_err(|error| Error::SpillDir {
+                    path: self.base.clone(),
+                    error,
+                })?;
+                tracing::info!(path = %d.path.display(), "spilling to local disk");
+                d
+            }
+        };
+        Ok(self.dir.insert(dir))
     }
 
     /// Adds new rows of `date`; past the budget the largest date in memory spills.
-    pub fn push(&mut self, date: NaiveDate, batch: RecordBatch) -> Result<(), String> {
+    pub fn push(&mut self, date: NaiveDate, batch: RecordBatch) -> Result<()> {
         self.held += batch.get_array_memory_size();
         self.dates.entry(date).or_default().push(batch);
         while self.held > self.budget.buffer() {
@@ -302,10 +326,11 @@ impl<'m> Pending<'m> {
                 break;
             };
             if rows.spilled.is_none() {
-                eprintln!(
-                    "copydog: {} date={largest}: over the memory budget, spilling to {}",
-                    self.meta.topic,
-                    dir.path.display()
+                tracing::info!(
+                    topic = self.meta.topic,
+                    date = %largest,
+                    path = %dir.path.display(),
+                    "over the memory budget, spilling to local disk"
                 );
             }
             self.held -= rows.bytes;
@@ -339,11 +364,11 @@ fn bucket_of(key: &[u8], level: u32) -> usize {
     ((hash >> (level * BITS)) as usize) & (FANOUT - 1)
 }
 
-fn read_all(path: &FsPath) -> Result<Vec<RecordBatch>, String> {
-    let file = File::open(path).map_err(|e| io_error(path, e))?;
+fn read_all(path: &FsPath) -> Result<Vec<RecordBatch>> {
+    let file = File::open(path).map_err(|e| file_error(path, e))?;
     let reader =
-        StreamReader::try_new(BufReader::new(file), None).map_err(|e| io_error(path, e))?;
-    reader.map(|b| b.map_err(|e| io_error(path, e))).collect()
+        StreamReader::try_new(BufReader::new(file), None).map_err(|e| file_error(path, e))?;
+    reader.map(|b| b.map_err(|e| file_error(path, e))).collect()
 }
 
 /// What merging the buckets of a date gave: sorted runs on disk and their totals.
@@ -376,24 +401,24 @@ pub fn merge_buckets(
     schema: &SchemaRef,
     budget: Budget,
     runs: &mut Runs,
-) -> Result<(), String> {
+) -> Result<()> {
     for (path, bytes) in buckets {
         if bytes > budget.merge_input() && level < MAX_LEVEL {
             let mut split = Buckets::create(dir, schema, level + 1)?;
-            let file = File::open(&path).map_err(|e| io_error(&path, e))?;
+            let file = File::open(&path).map_err(|e| file_error(&path, e))?;
             let reader = StreamReader::try_new(BufReader::new(file), None)
-                .map_err(|e| io_error(&path, e))?;
+                .map_err(|e| file_error(&path, e))?;
             for batch in reader {
-                split.write(&batch.map_err(|e| io_error(&path, e))?, meta)?;
+                split.write(&batch.map_err(|e| file_error(&path, e))?, meta)?;
             }
             let parts = split.finish()?;
-            std::fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
+            std::fs::remove_file(&path).map_err(|e| file_error(&path, e))?;
             merge_buckets(dir, parts, level + 1, meta, schema, budget, runs)?;
             continue;
         }
         let batches = read_all(&path)?;
-        std::fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
-        let all = concat_batches(schema, &batches).map_err(|e| e.to_string())?;
+        std::fs::remove_file(&path).map_err(|e| file_error(&path, e))?;
+        let all = concat_batches(schema, &batches)?;
         drop(batches);
         let merged = merge::merge(&all, meta)?;
         drop(all);
@@ -410,10 +435,10 @@ pub fn merge_buckets(
 }
 
 /// Writes sorted rows in small batches, so reading them back holds little.
-fn write_run(path: &FsPath, batch: &RecordBatch, schema: &SchemaRef) -> Result<(), String> {
-    let file = File::create(path).map_err(|e| io_error(path, e))?;
+fn write_run(path: &FsPath, batch: &RecordBatch, schema: &SchemaRef) -> Result<()> {
+    let file = File::create(path).map_err(|e| file_error(path, e))?;
     let mut w =
-        StreamWriter::try_new(BufWriter::new(file), schema).map_err(|e| io_error(path, e))?;
+        StreamWriter::try_new(BufWriter::new(file), schema).map_err(|e| file_error(path, e))?;
     let rows = batch.num_rows();
     let per_row = batch.get_array_memory_size() / rows.max(1);
     let chunk = (RUN_BATCH_BYTES / per_row.max(1)).clamp(64, 65_536);
@@ -421,10 +446,10 @@ fn write_run(path: &FsPath, batch: &RecordBatch, schema: &SchemaRef) -> Result<(
     while start < rows {
         let len = chunk.min(rows - start);
         w.write(&batch.slice(start, len))
-            .map_err(|e| io_error(path, e))?;
+            .map_err(|e| file_error(path, e))?;
         start += len;
     }
-    w.finish().map_err(|e| io_error(path, e))
+    w.finish().map_err(|e| file_error(path, e))
 }
 
 /// One sorted run being read.
@@ -447,11 +472,7 @@ pub struct RunMerger<'m> {
 }
 
 impl<'m> RunMerger<'m> {
-    pub fn open(
-        paths: &[PathBuf],
-        meta: &'m TopicMetadata,
-        out_rows: usize,
-    ) -> Result<Self, String> {
+    pub fn open(paths: &[PathBuf], meta: &'m TopicMetadata, out_rows: usize) -> Result<Self> {
         let mut m = RunMerger {
             meta,
             converter: None,
@@ -460,9 +481,9 @@ impl<'m> RunMerger<'m> {
             out_rows: out_rows.max(1),
         };
         for path in paths {
-            let file = File::open(path).map_err(|e| io_error(path, e))?;
-            let mut reader =
-                StreamReader::try_new(BufReader::new(file), None).map_err(|e| io_error(path, e))?;
+            let file = File::open(path).map_err(|e| file_error(path, e))?;
+            let mut reader = StreamReader::try_new(BufReader::new(file), None)
+                .map_err(|e| file_error(path, e))?;
             if let Some(batch) = next_batch(&mut reader, path)? {
                 let rows = m.rows(&batch)?;
                 m.cursors.push(Cursor {
@@ -481,19 +502,18 @@ impl<'m> RunMerger<'m> {
         Ok(m)
     }
 
-    fn rows(&mut self, batch: &RecordBatch) -> Result<Rows, String> {
+    fn rows(&mut self, batch: &RecordBatch) -> Result<Rows> {
         let columns = merge::order_columns(batch, self.meta)?;
-        if self.converter.is_none() {
-            let fields = columns
-                .iter()
-                .map(|c| SortField::new(c.data_type().clone()))
-                .collect();
-            self.converter = Some(RowConverter::new(fields).map_err(|e| e.to_string())?);
-        }
-        let converter = self.converter.as_ref().ok_or("no row converter")?;
-        converter
-            .convert_columns(&columns)
-            .map_err(|e| e.to_string())
+        let converter = match self.converter.take() {
+            Some(c) => c,
+            None => RowConverter::new(
+                columns
+                    .iter()
+                    .map(|c| SortField::new(c.data_type().clone()))
+                    .collect(),
+            )?,
+        };
+        Ok(self.converter.insert(converter).convert_columns(&columns)?)
     }
 
     fn less(&self, a: usize, b: usize) -> bool {
@@ -533,7 +553,7 @@ impl<'m> RunMerger<'m> {
 
     /// The next rows in order; `None` at the end. A batch ends early where a run moves
     /// on to its next batch, so only the current batch of each run is held.
-    pub fn next_batch(&mut self) -> Result<Option<RecordBatch>, String> {
+    pub fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         let mut picked: Vec<(usize, usize)> = Vec::new();
         while let Some(&top) = self.heap.first() {
             let at = self.cursors[top].at;
@@ -573,23 +593,21 @@ impl<'m> RunMerger<'m> {
         }
     }
 
-    fn emit(&self, picked: &[(usize, usize)]) -> Result<Option<RecordBatch>, String> {
+    fn emit(&self, picked: &[(usize, usize)]) -> Result<Option<RecordBatch>> {
         let batches: Vec<&RecordBatch> = self.cursors.iter().map(|c| &c.batch).collect();
-        interleave_record_batch(&batches, picked)
-            .map(Some)
-            .map_err(|e| e.to_string())
+        Ok(Some(interleave_record_batch(&batches, picked)?))
     }
 }
 
 fn next_batch(
     reader: &mut StreamReader<BufReader<File>>,
     path: &FsPath,
-) -> Result<Option<RecordBatch>, String> {
+) -> Result<Option<RecordBatch>> {
     loop {
         match reader.next() {
             Some(Ok(b)) if b.num_rows() == 0 => continue,
             Some(Ok(b)) => return Ok(Some(b)),
-            Some(Err(e)) => return Err(io_error(path, e)),
+            Some(Err(e)) => return Err(file_error(path, e)),
             None => return Ok(None),
         }
     }

@@ -18,9 +18,12 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
+/// Why a service is not ready: any error of the service's own dependencies.
+pub type NotReady = Box<dyn std::error::Error + Send + Sync>;
+
 /// Answers whether the service can do its work; `Err` names what is missing.
 pub type ReadyCheck =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), NotReady>> + Send>> + Send + Sync>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

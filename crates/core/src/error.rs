@@ -1,4 +1,9 @@
 //! The error type of `onepipe-core`.
+//!
+//! Errors of other crates are kept as plain fields and printed after this crate's
+//! context: `Display` alone says everything, and no `source()` is exposed, so a chain
+//! printed with anyhow's `{:#}` never repeats a message (many of those errors, like
+//! `object_store`'s, already print their own source).
 
 use crate::wire::WireError;
 
@@ -19,11 +24,22 @@ pub enum Error {
     #[error("object store url {url:?}: {reason}")]
     StoreUrl { url: String, reason: String },
 
-    #[error(transparent)]
-    ObjectStore(#[from] object_store::Error),
+    #[error("{0}")]
+    ObjectStore(object_store::Error),
 
+    /// The global `tracing` subscriber could not be installed (one already is).
     #[error("telemetry: {0}")]
-    Telemetry(String),
+    TelemetryInit(tracing_subscriber::util::TryInitError),
+
+    /// The OTLP span exporter could not be built from the `OTEL_*` variables.
+    #[error("telemetry: otlp exporter: {0}")]
+    OtlpExporter(opentelemetry_otlp::ExporterBuildError),
+}
+
+impl From<object_store::Error> for Error {
+    fn from(e: object_store::Error) -> Self {
+        Error::ObjectStore(e)
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -223,10 +223,7 @@ impl FromStr for Check {
 
     /// Accepts `count_distinct(unique_key)`, `sum(f)`/`sum:f`, `min(f)`, `max(f)`, `row_checksum`.
     fn from_str(s: &str) -> Result<Self> {
-        let field = |f: &str| -> Result<String> {
-            validate_field_path(f)?;
-            Ok(f.to_string())
-        };
+        let field = |f: &str| validate_field_path(f).map(|()| f.to_string());
         match split_call(s) {
             ("count_distinct", Some("unique_key")) => Ok(Check::CountDistinctUniqueKey),
             ("row_checksum", None) => Ok(Check::RowChecksum),

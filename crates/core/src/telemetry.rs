@@ -34,7 +34,8 @@ impl Drop for TelemetryGuard {
         if let Some(provider) = self.provider.take()
             && let Err(e) = provider.shutdown()
         {
-            eprintln!("telemetry: flushing traces failed: {e}");
+            // The global subscriber outlives the guard, so this still reaches stderr.
+            tracing::warn!(error = %e, "telemetry: flushing traces failed");
         }
     }
 }
@@ -68,7 +69,7 @@ pub fn init(service: &'static str) -> Result<TelemetryGuard> {
         .with(fmt)
         .with(otel)
         .try_init()
-        .map_err(|e| Error::Telemetry(e.to_string()))?;
+        .map_err(Error::TelemetryInit)?;
     if let Some(p) = &provider {
         opentelemetry::global::set_tracer_provider(p.clone());
     }
@@ -80,7 +81,7 @@ fn otlp_provider(service: &'static str) -> Result<SdkTracerProvider> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .build()
-        .map_err(|e| Error::Telemetry(format!("otlp exporter: {e}")))?;
+        .map_err(Error::OtlpExporter)?;
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_resource(Resource::builder().with_service_name(service).build())

@@ -191,7 +191,7 @@ impl App {
         let app = self.clone();
         let ready: ReadyCheck = Arc::new(move || {
             let app = app.clone();
-            Box::pin(async move { app.ready().await })
+            Box::pin(async move { app.ready().await.map_err(Into::into) })
         });
         admin::router(ready, self.metrics.clone(), None)
     }

@@ -65,8 +65,11 @@ impl Error {
     }
 }
 
-impl From<onepipe_schema::InvalidSchema> for Error {
-    fn from(e: onepipe_schema::InvalidSchema) -> Self {
-        Error::InvalidSchema(e.0)
+impl From<onepipe_schema::Error> for Error {
+    fn from(e: onepipe_schema::Error) -> Self {
+        Error::InvalidSchema(match e {
+            onepipe_schema::Error::InvalidSchema(e) => e.to_string(),
+            other => other.to_string(),
+        })
     }
 }

@@ -131,12 +131,12 @@ fn admin_router(registry: Arc<Registry>) -> axum::Router {
     let r = registry.clone();
     let ready: admin::ReadyCheck = Arc::new(move || {
         let r = r.clone();
-        Box::pin(async move { r.store().ping().await.map_err(|e| e.to_string()) })
+        Box::pin(async move { r.store().ping().await.map_err(Into::into) })
     });
     let r = registry.clone();
     let refresh: admin::ReadyCheck = Arc::new(move || {
         let r = r.clone();
-        Box::pin(async move { r.refresh_metrics().await.map_err(|e| e.to_string()) })
+        Box::pin(async move { r.refresh_metrics().await.map_err(Into::into) })
     });
     admin::router(ready, registry.metrics().clone(), Some(refresh))
 }

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod compat;
+pub mod error;
 
 use std::collections::HashMap;
 
@@ -18,21 +19,19 @@ use apache_avro::Schema;
 use apache_avro::schema::{Name, ResolvedSchema};
 use onepipe_core::metadata::{Check, MergeStrategy, TopicMetadata};
 
-/// A schema that is not valid Avro.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid schema: {0}")]
-pub struct InvalidSchema(pub String);
+pub use error::{Error, Result};
 
-/// Parses an Avro schema, naming what is wrong when it is not one.
-pub fn parse(text: &str) -> Result<Schema, InvalidSchema> {
-    Schema::parse_str(text).map_err(|e| InvalidSchema(e.to_string()))
+/// Parses an Avro schema, naming what is wrong when it is not one
+/// ([`Error::InvalidSchema`]).
+pub fn parse(text: &str) -> Result<Schema> {
+    Schema::parse_str(text).map_err(Error::InvalidSchema)
 }
 
 /// What makes two registrations "the same schema": the parsed schema written back as
 /// compact JSON. Unlike the Parsing Canonical Form it keeps defaults, aliases and
 /// logical types, which change how data is read; whitespace and key order do not count.
-pub fn identity_key(schema: &Schema) -> Result<String, InvalidSchema> {
-    serde_json::to_string(schema).map_err(|e| InvalidSchema(e.to_string()))
+pub fn identity_key(schema: &Schema) -> Result<String> {
+    serde_json::to_string(schema).map_err(Error::Identity)
 }
 
 /// What is wrong with `meta` given the schema its subject holds: every referenced field
@@ -149,22 +148,29 @@ fn field_at<'a>(
     root: &'a Schema,
     names: &HashMap<Name, &'a Schema>,
     path: &str,
-) -> Result<&'a Schema, FieldError> {
+) -> Result<&'a Schema> {
     let mut current = root;
     let mut walked = String::new();
     for part in path.split('.') {
         let (inner, _) = strip_null(resolve(current, names));
         let Schema::Record(r) = resolve(inner, names) else {
-            return Err(FieldError(format!(
-                "{walked:?} is not a record, so it has no field {part:?}"
-            )));
+            return Err(Error::NotARecord {
+                path: walked,
+                field: part.to_string(),
+            });
         };
         let Some(&i) = r.lookup.get(part) else {
-            return Err(FieldError(if walked.is_empty() {
-                format!("no field {part:?} in record {}", r.name.fullname(None))
+            return Err(if walked.is_empty() {
+                Error::NoField {
+                    field: part.to_string(),
+                    record: r.name.fullname(None),
+                }
             } else {
-                format!("no field {part:?} in {walked:?}")
-            }));
+                Error::NoFieldIn {
+                    field: part.to_string(),
+                    path: walked,
+                }
+            });
         };
         current = &r.fields[i].schema;
         if !walked.is_empty() {
@@ -240,8 +246,3 @@ fn is_scalar(s: &Schema) -> bool {
 fn is_clock(s: &Schema) -> bool {
     matches!(s, Schema::Map(m) if matches!(*m.types, Schema::Long))
 }
-
-/// A field path that does not lead to a field.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct FieldError(String);

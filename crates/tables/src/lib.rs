@@ -4,11 +4,15 @@
 //! - [`names`]: table and column names from topic and field names, and their quoting.
 //! - [`types`]: the column of each Avro field and its type in PostgreSQL, SQLite and
 //!   Redshift.
+//! - [`error`]: why a schema has no table form.
 //!
 //! ```
 //! assert_eq!(onepipe_tables::names::sql_name("Page-Views"), "page_views");
 //! assert_eq!(onepipe_tables::names::quote("order"), "\"order\"");
 //! ```
 
+pub mod error;
 pub mod names;
 pub mod types;
+
+pub use error::{Error, Result};

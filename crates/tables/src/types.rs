@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use apache_avro::Schema as Avro;
 use apache_avro::schema::{DecimalSchema, Name, NamespaceRef, ResolvedSchema, UuidSchema};
 
+use crate::error::{Error, Result};
 use crate::names::column_name;
 
 /// The columns every table has after the schema's fields.
@@ -154,17 +155,18 @@ fn canonical(t: &str) -> String {
 
 /// The columns of a table for a record schema: one per top-level field, then the Kafka
 /// columns and `_date`. Errors name the field that cannot be mapped.
-pub fn columns(schema: &Avro) -> Result<Vec<Column>, String> {
+pub fn columns(schema: &Avro) -> Result<Vec<Column>> {
     let resolver = Resolver::new(schema)?;
     let (root, ns) = resolver.deref(schema, None)?;
     let Avro::Record(record) = root else {
-        return Err("the schema is not a record".to_string());
+        return Err(Error::NotARecord);
     };
     let mut out: Vec<Column> = Vec::new();
     for field in &record.fields {
-        let kind = resolver
-            .kind(&field.schema, ns)
-            .map_err(|e| format!("field {:?}: {e}", field.name))?;
+        let kind = resolver.kind(&field.schema, ns).map_err(|e| Error::Field {
+            field: field.name.clone(),
+            reason: Box::new(e),
+        })?;
         out.push(Column {
             name: column_name(&field.name),
             source: field.name.clone(),
@@ -174,18 +176,19 @@ pub fn columns(schema: &Avro) -> Result<Vec<Column>, String> {
     let reserved = [PARTITION, OFFSET, TIMESTAMP, DATE, SCHEMA_ID];
     for c in &out {
         if reserved.contains(&c.name.as_str()) {
-            return Err(format!(
-                "field {:?} becomes column {:?}, which the loader adds itself",
-                c.source, c.name
-            ));
+            return Err(Error::ReservedColumn {
+                field: c.source.clone(),
+                column: c.name.clone(),
+            });
         }
     }
     for (i, a) in out.iter().enumerate() {
         if let Some(b) = out[..i].iter().find(|b| b.name == a.name) {
-            return Err(format!(
-                "fields {:?} and {:?} both become column {:?}",
-                b.source, a.source, a.name
-            ));
+            return Err(Error::SameColumn {
+                first: b.source.clone(),
+                second: a.source.clone(),
+                column: a.name.clone(),
+            });
         }
     }
     for (name, kind) in [
@@ -207,8 +210,8 @@ struct Resolver {
 }
 
 impl Resolver {
-    fn new(schema: &Avro) -> Result<Self, String> {
-        let resolved = ResolvedSchema::try_from(schema).map_err(|e| e.to_string())?;
+    fn new(schema: &Avro) -> Result<Self> {
+        let resolved = ResolvedSchema::try_from(schema).map_err(Error::Avro)?;
         let names = resolved
             .get_names()
             .iter()
@@ -221,13 +224,13 @@ impl Resolver {
         &'a self,
         schema: &'a Avro,
         ns: NamespaceRef<'a>,
-    ) -> Result<(&'a Avro, NamespaceRef<'a>), String> {
+    ) -> Result<(&'a Avro, NamespaceRef<'a>)> {
         let schema = match schema {
             Avro::Ref { name } => {
                 let full = name.fully_qualified_name(ns);
                 self.names
                     .get(full.as_ref())
-                    .ok_or_else(|| format!("unknown named type {}", full.fullname(None)))?
+                    .ok_or_else(|| Error::UnknownType(full.fullname(None)))?
             }
             other => other,
         };
@@ -240,7 +243,7 @@ impl Resolver {
         Ok((schema, ns))
     }
 
-    fn kind(&self, schema: &Avro, ns: NamespaceRef<'_>) -> Result<Kind, String> {
+    fn kind(&self, schema: &Avro, ns: NamespaceRef<'_>) -> Result<Kind> {
         let (schema, ns) = self.deref(schema, ns)?;
         Ok(match schema {
             Avro::Null => Kind::Text,
@@ -275,11 +278,11 @@ impl Resolver {
             Avro::Record(_) | Avro::Array(_) | Avro::Map(_) | Avro::Duration(_) => {
                 Kind::Json(self.shape(schema, ns)?)
             }
-            Avro::Ref { .. } => return Err("unresolved reference".to_string()),
+            Avro::Ref { .. } => return Err(Error::UnresolvedReference),
         })
     }
 
-    fn shape(&self, schema: &Avro, ns: NamespaceRef<'_>) -> Result<Shape, String> {
+    fn shape(&self, schema: &Avro, ns: NamespaceRef<'_>) -> Result<Shape> {
         let (schema, ns) = self.deref(schema, ns)?;
         Ok(match schema {
             Avro::Record(r) => {
@@ -309,11 +312,11 @@ impl Resolver {
     }
 }
 
-fn decimal(d: &DecimalSchema) -> Result<Kind, String> {
-    let p = u8::try_from(d.precision).map_err(|_| "decimal precision too large")?;
-    let s = i8::try_from(d.scale).map_err(|_| "decimal scale too large")?;
+fn decimal(d: &DecimalSchema) -> Result<Kind> {
+    let p = u8::try_from(d.precision).map_err(|_| Error::DecimalPrecision(d.precision))?;
+    let s = i8::try_from(d.scale).map_err(|_| Error::DecimalScale(d.scale))?;
     if p > 38 {
-        return Err(format!("decimal precision {p} is over 38"));
+        return Err(Error::DecimalPrecision(d.precision));
     }
     Ok(Kind::Decimal(p, s))
 }
@@ -413,7 +416,7 @@ mod tests {
             r#"{"type":"record","name":"R","fields":[{"name":"_date","type":"long"}]}"#,
         )
         .unwrap();
-        assert!(columns(&s).unwrap_err().contains("_date"));
+        assert!(columns(&s).unwrap_err().to_string().contains("_date"));
         let long = "x".repeat(70);
         let s = Avro::parse_str(&format!(
             r#"{{"type":"record","name":"R","fields":[{{"name":"{long}a","type":"long"}},

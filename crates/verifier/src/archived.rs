@@ -507,12 +507,13 @@ impl RecordDecoder {
 
     /// The unique-key texts of decoded values, as `canonical` writes them for clean rows.
     fn keys(&self, values: &[apache_avro::types::Value]) -> Result<Vec<String>, String> {
-        let what = |e: String| format!("{}: records read from Kafka: {e}", self.topic);
+        let what =
+            |e: onepipe_archive::Error| format!("{}: records read from Kafka: {e}", self.topic);
         let mapping = Mapping::new(&self.schema).map_err(what)?;
         let refs: Vec<_> = values.iter().collect();
         let columns = mapping.columns(&refs).map_err(what)?;
         let schema = Arc::new(Schema::new(mapping.fields().map_err(what)?));
-        let batch = RecordBatch::try_new(schema, columns).map_err(|e| what(e.to_string()))?;
+        let batch = RecordBatch::try_new(schema, columns).map_err(|e| what(e.into()))?;
         let keys: Vec<ArrayRef> = self
             .meta
             .unique_key

@@ -45,7 +45,8 @@ pub fn keyed_hashes(
             .unique_key
             .iter()
             .map(|p| column_at(b, p))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
         let cols = row_columns(b);
         let mut buf = String::new();
         for i in 0..b.num_rows() {
@@ -90,7 +91,8 @@ fn count_distinct_keys(batches: &[RecordBatch], meta: &TopicMetadata) -> Result<
     let key_columns: Vec<Vec<ArrayRef>> = batches
         .iter()
         .map(|b| meta.unique_key.iter().map(|p| column_at(b, p)).collect())
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
     let single_string = key_columns
         .iter()
         .all(|cols| cols.len() == 1 && cols[0].data_type() == &DataType::Utf8);
@@ -142,7 +144,11 @@ impl Hasher for FxHasher {
 }
 
 fn columns(batches: &[RecordBatch], field: &str) -> Result<Vec<ArrayRef>, String> {
-    batches.iter().map(|b| column_at(b, field)).collect()
+    batches
+        .iter()
+        .map(|b| column_at(b, field))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())
 }
 
 fn sum(columns: &[ArrayRef]) -> Result<String, String> {

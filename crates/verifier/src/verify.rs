@@ -82,7 +82,8 @@ pub async fn check_dataset(
     };
     let mapping = Mapping::new(&t.latest.schema).map_err(|e| e.to_string())?;
     let fields: Vec<Field> = mapping
-        .fields()?
+        .fields()
+        .map_err(|e| e.to_string())?
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();

@@ -239,10 +239,10 @@ impl Loader {
             )));
         }
         let schema = self.registry.schema_by_id(m.schema_id).await?;
-        let columns = onepipe_tables::types::columns(&schema).map_err(|reason| Error::Schema {
+        let columns = onepipe_tables::types::columns(&schema).map_err(|e| Error::Schema {
             dataset: topic.clone(),
             schema_id: m.schema_id,
-            reason,
+            reason: e.to_string(),
         })?;
         self.warehouse
             .ensure_table(topic, m.schema_id, &dataset.table, &columns)

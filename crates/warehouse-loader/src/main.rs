@@ -37,7 +37,7 @@ async fn main() -> ExitCode {
     let ready_loader = loader.clone();
     let ready: admin::ReadyCheck = Arc::new(move || {
         let l = ready_loader.clone();
-        Box::pin(async move { l.warehouse().ping().await.map_err(|e| e.to_string()) })
+        Box::pin(async move { l.warehouse().ping().await.map_err(Into::into) })
     });
     let mut admin_stopped = stopped.clone();
     let admin = tokio::spawn(admin::serve(
