@@ -33,11 +33,11 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use futures::StreamExt;
 use object_store::ObjectStore;
+use onepipe_archive::manifest;
 use onepipe_client::SchemaRegistry;
 use onepipe_client::args::RegistryArgs;
 use onepipe_core::admin::Metrics;
 use onepipe_core::units::parse_duration;
-use onepipe_archive::manifest;
 use tokio::sync::watch;
 
 pub use error::{Error, Result};

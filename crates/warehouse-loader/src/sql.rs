@@ -212,7 +212,10 @@ impl Table {
             .iter()
             .map(|c| format!("{} {}", quote(&c.name), c.kind.sql_type(Dialect::Redshift)))
             .collect();
-        stage_defs.push(format!("{} bigint", quote(onepipe_tables::types::SCHEMA_ID)));
+        stage_defs.push(format!(
+            "{} bigint",
+            quote(onepipe_tables::types::SCHEMA_ID)
+        ));
         let nested = load
             .columns
             .iter()
