@@ -10,11 +10,11 @@ use std::sync::{Arc, RwLock};
 use apache_avro::Schema;
 use onepipe_core::metadata::{Compatibility, TopicMetadata};
 
-use onepipe_schema::compat;
 use crate::metrics as m;
 use crate::store::{Store, SubjectVersion, VersionSpec};
 use crate::{Error, Result};
 use onepipe_core::admin::Metrics;
+use onepipe_schema::compat;
 
 /// How often a registration is retried when other replicas keep taking the next version.
 const REGISTER_ATTEMPTS: usize = 20;
