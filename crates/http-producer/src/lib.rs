@@ -6,7 +6,7 @@
 //! acknowledged every record.
 //!
 //! ```no_run
-//! # async fn f() -> anyhow::Result<()> {
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! use clap::Parser;
 //! let config = onepipe_http_producer::Config::parse_from([
 //!     "http-producer", "--registry", "http://127.0.0.1:8090",
@@ -19,6 +19,7 @@
 //! ```
 
 pub mod auth;
+pub mod error;
 mod openapi;
 
 use std::collections::HashMap;
@@ -32,9 +33,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use onepipe_client::Serializer;
+use onepipe_client::args::{KafkaOptions, RegistryArgs};
 use onepipe_client::codec::WriterSchema;
 use onepipe_client::json::Options;
-use onepipe_client::args::{KafkaOptions, RegistryArgs};
 use onepipe_client::{Error as ClientError, Outgoing, Producer, SchemaRegistry};
 use onepipe_core::admin::{self, Metrics, ReadyCheck};
 use onepipe_core::units::parse_duration;
@@ -43,6 +44,7 @@ use serde_json::{Value as Json, json};
 use tokio::net::TcpListener;
 
 use crate::auth::{ApiKeys, Denied};
+pub use crate::error::{Error, Result};
 
 /// The HTTP producer: JSON records in, schema-checked Avro records on Kafka topics out.
 #[derive(Debug, Clone, clap::Parser)]
@@ -58,7 +60,6 @@ pub struct Config {
 
     #[command(flatten)]
     pub registry: RegistryArgs,
-
 
     /// Kafka bootstrap servers.
     #[arg(
@@ -82,7 +83,12 @@ pub struct Config {
     pub produce_timeout: Duration,
 
     /// The old spelling of --produce-timeout in milliseconds, accepted for one release.
-    #[arg(long, env = "ONEPIPE_PRODUCE_TIMEOUT_MS", hide = true, conflicts_with = "produce_timeout")]
+    #[arg(
+        long,
+        env = "ONEPIPE_PRODUCE_TIMEOUT_MS",
+        hide = true,
+        conflicts_with = "produce_timeout"
+    )]
     pub produce_timeout_ms: Option<u64>,
 
     /// JSON file of API keys with the topics each may produce to; without it, anyone
@@ -120,7 +126,7 @@ pub struct App {
 
 impl App {
     /// Connects (lazily) to the registry and Kafka. Needs a Tokio runtime.
-    pub fn new(config: &Config) -> anyhow::Result<Arc<Self>> {
+    pub fn new(config: &Config) -> Result<Arc<Self>> {
         let registry = config.registry.connect(true)?;
         let serializer = Serializer::new(
             registry.clone(),
@@ -134,14 +140,17 @@ impl App {
         let timeout = produce_timeout.as_millis().to_string();
         let mut extra: Vec<(&str, &str)> = vec![("message.timeout.ms", &timeout)];
         for (k, v) in &config.kafka.kafka_options {
-            if matches!(k.as_str(), "acks" | "enable.idempotence" | "bootstrap.servers") {
-                anyhow::bail!("--kafka-option {k}: this setting is fixed by http-producer");
+            if matches!(
+                k.as_str(),
+                "acks" | "enable.idempotence" | "bootstrap.servers"
+            ) {
+                return Err(Error::FixedKafkaOption { key: k.clone() });
             }
             extra.push((k, v));
         }
         let producer = Producer::new(&config.kafka_bootstrap, serializer.clone(), &extra)?;
         let keys = match &config.api_keys {
-            Some(path) => ApiKeys::from_file(path).map_err(anyhow::Error::msg)?,
+            Some(path) => ApiKeys::from_file(path)?,
             None => ApiKeys::default(),
         };
         Ok(Arc::new(App {
@@ -161,11 +170,8 @@ impl App {
     }
 
     /// Ready when the registry answers and Kafka gives its metadata.
-    pub async fn ready(self: &Arc<Self>) -> Result<(), String> {
-        self.registry
-            .ping()
-            .await
-            .map_err(|e| format!("registry: {e}"))?;
+    pub async fn ready(self: &Arc<Self>) -> Result<()> {
+        self.registry.ping().await.map_err(Error::RegistryDown)?;
         let app = self.clone();
         tokio::task::spawn_blocking(move || {
             app.producer
@@ -173,10 +179,9 @@ impl App {
                 .client()
                 .fetch_metadata(None, Duration::from_secs(3))
                 .map(|_| ())
-                .map_err(|e| format!("kafka: {e}"))
+                .map_err(Error::KafkaDown)
         })
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
     }
 
     /// The admin router: /healthz, /readyz, /metrics.
@@ -184,7 +189,7 @@ impl App {
         let app = self.clone();
         let ready: ReadyCheck = Arc::new(move || {
             let app = app.clone();
-            Box::pin(async move { app.ready().await })
+            Box::pin(async move { app.ready().await.map_err(|e| e.to_string()) })
         });
         admin::router(ready, self.metrics.clone(), None)
     }
