@@ -40,13 +40,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::buffer::{Limits, PartitionBuffer, Pushed, Sealed};
-use futures::TryFutureExt;
-use onepipe_archive::checkpoint::{self, Checkpoint};
 use crate::config::Config;
 use crate::metrics as m;
 use crate::topics::{self, TopicSet};
 use crate::upload::{upload, with_retries};
 use crate::{Error, Result};
+use futures::TryFutureExt;
+use onepipe_archive::checkpoint::{self, Checkpoint};
 
 /// Tries of one upload or checkpoint write before copycat gives up (and exits non-zero
 /// without committing, so nothing is lost). With [`crate::upload::ATTEMPT_TIMEOUT`] this

@@ -11,8 +11,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use regex::Regex;
 use tokio::sync::watch;
 
-use crate::config::Config;
 use crate::Result;
+use crate::config::Config;
 
 pub type TopicSet = BTreeSet<String>;
 
