@@ -14,7 +14,7 @@ const SCHEMA: &str = r#"{"type":"record","name":"ApiCall","fields":[
   {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
   {"name":"latency_ms","type":"double"}]}"#;
 
-async fn onepipe(registry: &str, args: &[&str]) -> (anyhow::Result<i32>, String) {
+async fn onepipe(registry: &str, args: &[&str]) -> (onepipe_cli::Result<i32>, String) {
     let mut argv = vec!["onepipe", "--registry", registry];
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(argv).expect("arguments parse");

@@ -3,20 +3,20 @@
 //! in-process.
 //!
 //! ```no_run
-//! # async fn f() -> anyhow::Result<()> {
+//! # async fn f() -> onepipe_cli::Result<()> {
 //! use clap::Parser;
 //! let cli = onepipe_cli::Cli::parse_from(["onepipe", "topic", "list"]);
 //! let code = onepipe_cli::run(cli, &mut std::io::stdout()).await?;
 //! # Ok(()) }
 //! ```
 
+pub mod error;
 pub mod query;
 pub mod replay;
 
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use onepipe_client::args::KafkaOptions;
 use onepipe_core::metadata::{
@@ -30,6 +30,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use tonic::Request;
 use tonic::transport::Channel;
+
+pub use crate::error::{Error, Result};
 
 /// onepipe: register schemas, provision datasets (Kafka topic + schema + metadata), replay
 /// and check the raw archive.
@@ -155,13 +157,16 @@ pub enum ArchiveCommand {
     },
 }
 
-fn parse_time(s: &str) -> Result<i64, String> {
+fn parse_time(s: &str) -> Result<i64> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp_millis())
-        .map_err(|e| format!("{s:?} is neither RFC 3339 nor ms since the epoch: {e}"))
+        .map_err(|error| Error::Time {
+            text: s.to_string(),
+            error,
+        })
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,7 +257,7 @@ pub struct CreateTopic {
 }
 
 /// Runs one command, writing its output to `out`; returns the process exit code.
-pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
+pub async fn run(cli: Cli, out: &mut impl Write) -> Result<i32> {
     // The archive commands need no registry.
     let command = match cli.command {
         Command::Replay(args) => return replay(*args, &cli.kafka, out).await,
@@ -265,23 +270,50 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
             query::run(&sql, &object_store, &topics, format, out).await?;
             return Ok(0);
         }
-        Command::Archive(ArchiveCommand::Check {
+        Command::Archive(command) => return archive(command, out).await,
+        Command::Schema(command) => Registered::Schema(command),
+        Command::Topic(command) => Registered::Topic(command),
+    };
+    let mut client = RegistryClient::new(connect(&cli.registry, cli.tls_ca.as_deref()).await?);
+    let token = cli
+        .registry_token
+        .clone()
+        .or_else(|| std::env::var("ONEPIPE_REGISTRY_ADMIN_TOKEN").ok())
+        .filter(|t| !t.is_empty());
+    match command {
+        Registered::Schema(command) => schema(command, &mut client, token.as_deref(), out).await,
+        Registered::Topic(command) => {
+            topic(command, &mut client, token.as_deref(), &cli.kafka, out).await?;
+            Ok(0)
+        }
+    }
+}
+
+/// The commands that talk to the registry.
+enum Registered {
+    Schema(SchemaCommand),
+    Topic(TopicCommand),
+}
+
+async fn archive(command: ArchiveCommand, out: &mut impl Write) -> Result<i32> {
+    match command {
+        ArchiveCommand::Check {
             topic,
             object_store,
-        }) => {
+        } => {
             let store = onepipe_core::store::open(&object_store)?;
             let report = onepipe_archive::check::check(store.as_ref(), &topic).await?;
             write!(out, "{report}")?;
-            return Ok(if report.is_clean() { 0 } else { 1 });
+            Ok(if report.is_clean() { 0 } else { 1 })
         }
-        Command::Archive(ArchiveCommand::Files {
+        ArchiveCommand::Files {
             topic,
             date,
             object_store,
-        }) => {
+        } => {
             let store = onepipe_core::store::open(&object_store)?;
             let Some(m) = onepipe_archive::manifest::latest(store.as_ref(), &topic).await? else {
-                bail!("topic {topic} has no clean archive yet (no manifest: copydog has not run)");
+                return Err(Error::NoManifest { topic });
             };
             let mut printed = 0;
             for (d, entry) in &m.dates {
@@ -293,32 +325,36 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
                     printed += 1;
                 }
             }
-            if let Some(d) = date
+            if let Some(date) = date
                 && printed == 0
             {
-                bail!("manifest {} of {topic} has no date {d}", m.number);
+                return Err(Error::NoDate {
+                    number: m.number,
+                    topic,
+                    date,
+                });
             }
-            return Ok(0);
+            Ok(0)
         }
-        other => other,
-    };
-    let cli = Cli { command, ..cli };
-    let mut client = RegistryClient::new(connect(&cli.registry, cli.tls_ca.as_deref()).await?);
-    let token = cli
-        .registry_token
-        .clone()
-        .or_else(|| std::env::var("ONEPIPE_REGISTRY_ADMIN_TOKEN").ok())
-        .filter(|t| !t.is_empty());
-    match cli.command {
-        Command::Schema(SchemaCommand::Register { subject, file }) => {
+    }
+}
+
+async fn schema(
+    command: SchemaCommand,
+    client: &mut RegistryClient<Channel>,
+    token: Option<&str>,
+    out: &mut impl Write,
+) -> Result<i32> {
+    match command {
+        SchemaCommand::Register { subject, file } => {
             let schema = read_file(&file)?;
             let v = client
                 .register_schema(authorized(
                     pb::RegisterSchemaRequest { subject, schema },
-                    token.as_deref(),
+                    token,
                 ))
                 .await
-                .map_err(status)?
+                .map_err(Error::Registry)?
                 .into_inner();
             writeln!(
                 out,
@@ -326,17 +362,17 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
                 v.subject, v.version, v.id
             )?;
         }
-        Command::Schema(SchemaCommand::Get {
+        SchemaCommand::Get {
             subject,
             id,
             version,
-        }) => {
+        } => {
             let schema = match (subject, id) {
                 (_, Some(id)) => {
                     client
                         .get_schema(pb::GetSchemaRequest { id })
                         .await
-                        .map_err(status)?
+                        .map_err(Error::Registry)?
                         .into_inner()
                         .schema
                 }
@@ -348,19 +384,19 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
                             include_deleted: false,
                         })
                         .await
-                        .map_err(status)?
+                        .map_err(Error::Registry)?
                         .into_inner()
                         .schema
                 }
-                (None, None) => bail!("name a subject or give --id"),
+                (None, None) => return Err(Error::NoSubject),
             };
             writeln!(out, "{schema}")?;
         }
-        Command::Schema(SchemaCommand::Check {
+        SchemaCommand::Check {
             subject,
             file,
             version,
-        }) => {
+        } => {
             let schema = read_file(&file)?;
             let r = client
                 .check_compatibility(pb::CheckCompatibilityRequest {
@@ -369,7 +405,7 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
                     version: version.unwrap_or(0),
                 })
                 .await
-                .map_err(status)?
+                .map_err(Error::Registry)?
                 .into_inner();
             if r.compatible {
                 writeln!(out, "compatible")?;
@@ -381,37 +417,47 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
                 return Ok(1);
             }
         }
-        Command::Schema(SchemaCommand::List { subject: None }) => {
+        SchemaCommand::List { subject: None } => {
             let r = client
                 .list_subjects(pb::ListSubjectsRequest::default())
                 .await
-                .map_err(status)?;
+                .map_err(Error::Registry)?;
             for s in r.into_inner().subjects {
                 writeln!(out, "{s}")?;
             }
         }
-        Command::Schema(SchemaCommand::List {
+        SchemaCommand::List {
             subject: Some(subject),
-        }) => {
+        } => {
             let r = client
                 .list_versions(pb::ListVersionsRequest {
                     subject,
                     include_deleted: false,
                 })
                 .await
-                .map_err(status)?;
+                .map_err(Error::Registry)?;
             for v in r.into_inner().versions {
                 writeln!(out, "{v}")?;
             }
         }
-        Command::Topic(TopicCommand::Create(c)) => {
-            create_topic(&mut client, *c, token.as_deref(), &cli.kafka, out).await?
-        }
-        Command::Topic(TopicCommand::Describe { topic, json }) => {
+    }
+    Ok(0)
+}
+
+async fn topic(
+    command: TopicCommand,
+    client: &mut RegistryClient<Channel>,
+    token: Option<&str>,
+    kafka: &KafkaOptions,
+    out: &mut impl Write,
+) -> Result<()> {
+    match command {
+        TopicCommand::Create(c) => create_topic(client, *c, token, kafka, out).await?,
+        TopicCommand::Describe { topic, json } => {
             let m = client
                 .get_topic(pb::GetTopicRequest { topic })
                 .await
-                .map_err(status)?
+                .map_err(Error::Registry)?
                 .into_inner();
             let meta = from_pb(m)?;
             if json {
@@ -420,11 +466,11 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
                 describe(&meta, out)?;
             }
         }
-        Command::Topic(TopicCommand::List) => {
+        TopicCommand::List => {
             let r = client
                 .list_topics(pb::ListTopicsRequest {})
                 .await
-                .map_err(status)?;
+                .map_err(Error::Registry)?;
             for t in r.into_inner().topics {
                 writeln!(
                     out,
@@ -435,33 +481,26 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<i32> {
                 )?;
             }
         }
-        Command::Topic(TopicCommand::Delete { topic }) => {
+        TopicCommand::Delete { topic } => {
             client
                 .delete_topic(authorized(
                     pb::GetTopicRequest {
                         topic: topic.clone(),
                     },
-                    token.as_deref(),
+                    token,
                 ))
                 .await
-                .map_err(status)?;
+                .map_err(Error::Registry)?;
             writeln!(
                 out,
                 "deleted the metadata of {topic} (the Kafka topic and its archives are kept)"
             )?;
         }
-        Command::Replay(_) | Command::Archive(_) | Command::Query { .. } => {
-            bail!("handled before connecting")
-        }
     }
-    Ok(0)
+    Ok(())
 }
 
-async fn replay(
-    args: ReplayArgs,
-    kafka: &KafkaOptions,
-    out: &mut impl Write,
-) -> anyhow::Result<i32> {
+async fn replay(args: ReplayArgs, kafka: &KafkaOptions, out: &mut impl Write) -> Result<i32> {
     let store = onepipe_core::store::open(&args.object_store)?;
     let opts = crate::replay::ReplayOptions {
         topic: args.topic,
@@ -505,7 +544,7 @@ async fn create_topic(
     token: Option<&str>,
     kafka: &KafkaOptions,
     out: &mut impl Write,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     validate_topic_name(&c.topic)?;
     let schema = read_file(&c.schema_file)?;
     let mut meta = TopicMetadata::new(c.topic.clone(), c.unique_key);
@@ -518,10 +557,13 @@ async fn create_topic(
     meta.description = c.description;
     meta.validate()?;
     // Checked here too, so that a refused dataset leaves no schema or Kafka topic behind.
-    let parsed = onepipe_schema::parse(&schema).with_context(|| format!("in {}", c.schema_file))?;
+    let parsed = onepipe_schema::parse(&schema).map_err(|error| Error::SchemaFile {
+        path: c.schema_file.clone(),
+        error,
+    })?;
     let problems = onepipe_schema::metadata_problems(&meta, &parsed);
     if !problems.is_empty() {
-        bail!("invalid topic metadata: {}", problems.join("; "));
+        return Err(Error::InvalidMetadata { problems });
     }
 
     // The schema first: metadata is checked against it. Then Kafka, then the metadata,
@@ -535,7 +577,7 @@ async fn create_topic(
             token,
         ))
         .await
-        .map_err(status)?
+        .map_err(Error::Registry)?
         .into_inner();
     writeln!(
         out,
@@ -551,7 +593,7 @@ async fn create_topic(
             token,
         ))
         .await
-        .map_err(status)?;
+        .map_err(Error::Registry)?;
 
     let created = ensure_kafka_topic(
         &c.kafka_bootstrap,
@@ -581,19 +623,15 @@ async fn create_topic(
                         topic: c.topic.clone(),
                     })
                     .await
-                    .map_err(status)?
+                    .map_err(Error::Registry)?
                     .into_inner(),
             )?;
             if existing != meta {
-                bail!(
-                    "topic {} already has different metadata; compare with `onepipe topic describe {} --json`",
-                    c.topic,
-                    c.topic
-                );
+                return Err(Error::MetadataDiffers { topic: c.topic });
             }
             writeln!(out, "metadata: already stored, unchanged")?;
         }
-        Err(s) => return Err(status(s)),
+        Err(s) => return Err(Error::Registry(s)),
     }
     Ok(())
 }
@@ -605,11 +643,11 @@ async fn ensure_kafka_topic(
     topic: &str,
     partitions: i32,
     replication: i32,
-) -> anyhow::Result<bool> {
+) -> Result<bool> {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap);
     kafka.apply(&mut config);
-    let admin: AdminClient<DefaultClientContext> = config.create().context("kafka admin client")?;
+    let admin: AdminClient<DefaultClientContext> = config.create().map_err(Error::KafkaAdmin)?;
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
         .create_topics(
@@ -621,12 +659,22 @@ async fn ensure_kafka_topic(
             &opts,
         )
         .await
-        .with_context(|| format!("creating kafka topic {topic} on {bootstrap}"))?;
+        .map_err(|error| Error::CreateTopic {
+            topic: topic.to_string(),
+            bootstrap: bootstrap.to_string(),
+            error: Box::new(error),
+        })?;
     match results.into_iter().next() {
         Some(Ok(_)) => Ok(true),
         Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(false),
-        Some(Err((t, e))) => bail!("creating kafka topic {t} on {bootstrap}: {e}"),
-        None => bail!("creating kafka topic {topic}: the broker gave no answer"),
+        Some(Err((topic, code))) => Err(Error::TopicRefused {
+            topic,
+            bootstrap: bootstrap.to_string(),
+            code,
+        }),
+        None => Err(Error::NoAnswer {
+            topic: topic.to_string(),
+        }),
     }
 }
 
@@ -653,25 +701,30 @@ fn describe(m: &TopicMetadata, out: &mut impl Write) -> std::io::Result<()> {
 }
 
 /// A channel to the registry; TLS when the URL is https://, trusting `--tls-ca`.
-async fn connect(url: &str, tls_ca: Option<&str>) -> anyhow::Result<Channel> {
+async fn connect(url: &str, tls_ca: Option<&str>) -> Result<Channel> {
     let mut endpoint =
-        Channel::from_shared(url.to_string()).with_context(|| format!("registry url {url:?}"))?;
+        Channel::from_shared(url.to_string()).map_err(|error| Error::RegistryUrl {
+            url: url.to_string(),
+            error,
+        })?;
     if url.starts_with("https://") {
         let Some(ca) = tls_ca else {
-            bail!(
-                "registry url {url} is https: give the CA certificate with --tls-ca (ONEPIPE_TLS_CA)"
-            );
+            return Err(Error::NoTlsCa {
+                url: url.to_string(),
+            });
         };
         let pem = read_file(ca)?;
-        endpoint = endpoint.tls_config(
-            tonic::transport::ClientTlsConfig::new()
-                .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
-        )?;
+        endpoint = endpoint
+            .tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+            )
+            .map_err(Error::Tls)?;
     }
-    endpoint
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach the registry at {url}"))
+    endpoint.connect().await.map_err(|error| Error::Connect {
+        url: url.to_string(),
+        error,
+    })
 }
 
 fn authorized<T>(msg: T, token: Option<&str>) -> Request<T> {
@@ -684,18 +737,17 @@ fn authorized<T>(msg: T, token: Option<&str>) -> Request<T> {
     r
 }
 
-fn status(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("registry: {}", s.message())
-}
-
-fn read_file(path: &str) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))
+fn read_file(path: &str) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|error| Error::ReadFile {
+        path: path.to_string(),
+        error,
+    })
 }
 
 fn to_pb(m: &TopicMetadata) -> pb::TopicMetadata {
     pb::TopicMetadata::from(m)
 }
 
-fn from_pb(m: pb::TopicMetadata) -> anyhow::Result<TopicMetadata> {
+fn from_pb(m: pb::TopicMetadata) -> Result<TopicMetadata> {
     Ok(TopicMetadata::try_from(m)?)
 }

@@ -8,7 +8,7 @@ async fn main() {
     match onepipe_cli::run(cli, &mut std::io::stdout()).await {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", onepipe_cli::error::report(&e));
             std::process::exit(1);
         }
     }

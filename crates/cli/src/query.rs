@@ -6,7 +6,6 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -18,6 +17,8 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use onepipe_archive::layout::CLEAN_ROOT;
 
+use crate::error::{Error, Result};
+
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -27,11 +28,11 @@ pub enum Format {
 }
 
 /// The topics that have a clean archive (a `clean/{topic}/` folder).
-async fn topics(store: &dyn ObjectStore) -> anyhow::Result<Vec<String>> {
+async fn topics(store: &dyn ObjectStore) -> Result<Vec<String>> {
     let listing = store
         .list_with_delimiter(Some(&Path::from(CLEAN_ROOT)))
         .await
-        .context("listing clean/")?;
+        .map_err(Error::ListClean)?;
     Ok(listing
         .common_prefixes
         .iter()
@@ -46,7 +47,7 @@ pub async fn run(
     only: &[String],
     format: Format,
     out: &mut impl Write,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let store = onepipe_core::store::open(object_store)?;
     let ctx = SessionContext::new();
     let base = url::Url::parse("onepipe://archive/").expect("a valid url");
@@ -74,18 +75,25 @@ pub async fn run(
             .with_listing_options(options)
             .infer_schema(&ctx.state())
             .await
-            .with_context(|| format!("reading the schema of {topic}"))?;
+            .map_err(|error| Error::TableSchema {
+                topic: topic.clone(),
+                error,
+            })?;
         let name = onepipe_tables::names::sql_name(&topic);
         ctx.register_table(name.as_str(), Arc::new(ListingTable::try_new(config)?))?;
         registered.push(name);
     }
     if registered.is_empty() {
-        bail!("no topic has a clean archive under {object_store} (has copydog run?)");
+        return Err(Error::NoCleanArchive {
+            object_store: object_store.to_string(),
+        });
     }
-    let df = ctx
-        .sql(sql)
-        .await
-        .with_context(|| format!("the query (tables: {})", registered.join(", ")))?;
+    // The error is printed once: DataFusion's errors also return what they print as
+    // their source.
+    let df = ctx.sql(sql).await.map_err(|error| Error::Query {
+        tables: registered.join(", "),
+        error,
+    })?;
     let batches: Vec<RecordBatch> = df.collect().await?;
     match format {
         Format::Table => writeln!(out, "{}", pretty_format_batches(&batches)?)?,
@@ -104,4 +112,105 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::NaiveDate;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::parquet::arrow::ArrowWriter;
+    use object_store::{ObjectStoreExt, PutPayload};
+    use onepipe_archive::manifest::{self, DateEntry, Manifest};
+
+    use super::*;
+
+    /// A clean archive in a fresh temporary folder: topic `visits`, one file of three
+    /// rows. Returns the folder and its `file://` URL.
+    async fn archive() -> (std::path::PathBuf, String) {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("onepipe-cli-query-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("file://{}", dir.display());
+        let store = onepipe_core::store::open(&url).unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from(vec![1, 2, 3]))],
+        )
+        .unwrap();
+        let mut parquet = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut parquet, schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let file = "clean/visits/date=2026-11-24/v1.parquet";
+        store
+            .put(&Path::from(file), PutPayload::from(parquet))
+            .await
+            .unwrap();
+        let date = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+        let m = Manifest {
+            number: 1,
+            topic: "visits".into(),
+            created_at: chrono::Utc::now(),
+            schema_id: 1,
+            watermarks: BTreeMap::new(),
+            dates: BTreeMap::from([(
+                date,
+                DateEntry {
+                    version: 1,
+                    rows: 3,
+                    files: vec![file.into()],
+                    checks: BTreeMap::new(),
+                    merge_conflicts: 0,
+                },
+            )]),
+            rejected: Default::default(),
+        };
+        assert!(manifest::commit(store.as_ref(), &m).await.unwrap());
+        (dir, url)
+    }
+
+    #[tokio::test]
+    async fn queries_the_clean_archive_and_names_an_unknown_column_once() {
+        let (dir, url) = archive().await;
+        let mut out = Vec::new();
+        run(
+            "SELECT count(*) AS n FROM visits",
+            &url,
+            &[],
+            Format::Csv,
+            &mut out,
+        )
+        .await
+        .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "n\n3\n");
+
+        let e = run(
+            "SELECT nope FROM visits",
+            &url,
+            &[],
+            Format::Csv,
+            &mut Vec::new(),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, Error::Query { .. }), "{e:?}");
+        // As `main` prints it, and as anyhow prints a chain.
+        let printed = crate::error::report(&e);
+        assert!(
+            printed.starts_with("the query (tables: visits): "),
+            "{printed}"
+        );
+        assert_eq!(printed.matches("nope").count(), 1, "{printed}");
+        let chained = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(chained.matches("nope").count(), 1, "{chained}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -14,24 +14,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use onepipe_archive::checkpoint::list_raw;
-/// What can stop a replay.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("kafka: {0}")]
-    Kafka(#[from] KafkaError),
-    #[error("object store: {0}")]
-    Store(#[from] object_store::Error),
-    #[error(transparent)]
-    Archive(#[from] onepipe_archive::Error),
-    #[error("raw file {path}: {reason}")]
-    BadRawFile { path: String, reason: String },
-    #[error("decoding {path}: {reason}")]
-    Decode { path: String, reason: String },
-    #[error("the producer dropped a record before its delivery was known")]
-    Dropped,
-}
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+use crate::error::{Error, Result};
 
 /// What to replay.
 #[derive(Debug, Clone, Default)]

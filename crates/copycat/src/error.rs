@@ -1,16 +1,22 @@
+//! copycat's error type.
+//!
+//! A variant that wraps another error prints that error's message in its own and does
+//! not also return it as `source()`, so a chain printer (`{:#}`, anyhow's `Caused by`) shows
+//! it once; `transparent` variants are the wrapped error itself.
+
 use rdkafka::error::KafkaError;
 
 /// Everything that can go wrong while archiving, replaying or checking.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("kafka: {0}")]
-    Kafka(#[from] KafkaError),
+    Kafka(KafkaError),
     #[error("object store: {0}")]
-    Store(#[from] object_store::Error),
+    Store(object_store::Error),
     #[error("parquet: {0}")]
-    Parquet(#[from] parquet::errors::ParquetError),
+    Parquet(parquet::errors::ParquetError),
     #[error("arrow: {0}")]
-    Arrow(#[from] arrow::error::ArrowError),
+    Arrow(arrow::error::ArrowError),
     #[error(transparent)]
     Core(#[from] onepipe_core::Error),
     #[error(transparent)]
@@ -22,7 +28,7 @@ pub enum Error {
     #[error("checkpoint {path}: {reason}")]
     BadCheckpoint { path: String, reason: String },
     #[error("invalid --topics regex: {0}")]
-    Regex(#[from] regex::Error),
+    Regex(regex::Error),
     #[error("{0}")]
     Config(String),
     /// Archiving cannot go on safely (an upload kept failing, recovery could not read
@@ -32,3 +38,22 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+// `From` without `source()`: these variants print the wrapped error's message.
+macro_rules! from_message {
+    ($($source:ty => $variant:ident),* $(,)?) => {
+        $(impl From<$source> for Error {
+            fn from(e: $source) -> Self {
+                Error::$variant(e)
+            }
+        })*
+    };
+}
+
+from_message! {
+    KafkaError => Kafka,
+    object_store::Error => Store,
+    parquet::errors::ParquetError => Parquet,
+    arrow::error::ArrowError => Arrow,
+    regex::Error => Regex,
+}

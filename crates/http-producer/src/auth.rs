@@ -12,6 +12,8 @@
 
 use serde::Deserialize;
 
+use crate::error::{Error, Result};
+
 /// One key and what it may produce to.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,30 +41,40 @@ pub enum Denied {
 
 impl ApiKeys {
     /// Reads and checks a keys file.
-    pub fn from_file(path: &str) -> Result<Self, String> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("reading api keys {path}: {e}"))?;
-        Self::parse(&text).map_err(|e| format!("api keys {path}: {e}"))
+    pub fn from_file(path: &str) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|error| Error::ReadApiKeys {
+            path: path.to_string(),
+            error,
+        })?;
+        Self::parse(&text).map_err(|e| Error::ApiKeysFile {
+            path: path.to_string(),
+            error: Box::new(e),
+        })
     }
 
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let keys: Vec<ApiKey> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<Self> {
+        let keys: Vec<ApiKey> = serde_json::from_str(text).map_err(Error::ApiKeysJson)?;
         for (i, k) in keys.iter().enumerate() {
+            let name = || k.name.clone();
             if k.key.len() < 16 {
-                return Err(format!(
-                    "entry {i} ({:?}): the key is shorter than 16 characters",
-                    k.name
-                ));
+                return Err(Error::ShortKey {
+                    entry: i,
+                    name: name(),
+                });
             }
             if keys[..i].iter().any(|other| other.key == k.key) {
-                return Err(format!("entry {i} ({:?}): the key is used twice", k.name));
+                return Err(Error::DuplicateKey {
+                    entry: i,
+                    name: name(),
+                });
             }
             for t in &k.topics {
                 if t.is_empty() || t[..t.len() - 1].contains('*') {
-                    return Err(format!(
-                        "entry {i} ({:?}): topic pattern {t:?} must be a name or a prefix ending in *",
-                        k.name
-                    ));
+                    return Err(Error::TopicPattern {
+                        entry: i,
+                        name: name(),
+                        pattern: t.clone(),
+                    });
                 }
             }
         }
@@ -176,7 +188,7 @@ mod tests {
             ),
             ("{", "expected a sequence"),
         ] {
-            let err = ApiKeys::parse(text).unwrap_err();
+            let err = ApiKeys::parse(text).unwrap_err().to_string();
             assert!(err.contains(expected), "{text}: {err}");
         }
     }

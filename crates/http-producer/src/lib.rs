@@ -6,7 +6,7 @@
 //! acknowledged every record.
 //!
 //! ```no_run
-//! # async fn f() -> anyhow::Result<()> {
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! use clap::Parser;
 //! let config = onepipe_http_producer::Config::parse_from([
 //!     "http-producer", "--registry", "http://127.0.0.1:8090",
@@ -19,6 +19,7 @@
 //! ```
 
 pub mod auth;
+pub mod error;
 mod openapi;
 
 use std::collections::HashMap;
@@ -43,6 +44,7 @@ use serde_json::{Value as Json, json};
 use tokio::net::TcpListener;
 
 use crate::auth::{ApiKeys, Denied};
+pub use crate::error::{Error, Result};
 
 /// The HTTP producer: JSON records in, schema-checked Avro records on Kafka topics out.
 #[derive(Debug, Clone, clap::Parser)]
@@ -124,7 +126,7 @@ pub struct App {
 
 impl App {
     /// Connects (lazily) to the registry and Kafka. Needs a Tokio runtime.
-    pub fn new(config: &Config) -> anyhow::Result<Arc<Self>> {
+    pub fn new(config: &Config) -> Result<Arc<Self>> {
         let registry = config.registry.connect(true)?;
         let serializer = Serializer::new(
             registry.clone(),
@@ -142,13 +144,13 @@ impl App {
                 k.as_str(),
                 "acks" | "enable.idempotence" | "bootstrap.servers"
             ) {
-                anyhow::bail!("--kafka-option {k}: this setting is fixed by http-producer");
+                return Err(Error::FixedKafkaOption { key: k.clone() });
             }
             extra.push((k, v));
         }
         let producer = Producer::new(&config.kafka_bootstrap, serializer.clone(), &extra)?;
         let keys = match &config.api_keys {
-            Some(path) => ApiKeys::from_file(path).map_err(anyhow::Error::msg)?,
+            Some(path) => ApiKeys::from_file(path)?,
             None => ApiKeys::default(),
         };
         Ok(Arc::new(App {
@@ -168,11 +170,8 @@ impl App {
     }
 
     /// Ready when the registry answers and Kafka gives its metadata.
-    pub async fn ready(self: &Arc<Self>) -> Result<(), String> {
-        self.registry
-            .ping()
-            .await
-            .map_err(|e| format!("registry: {e}"))?;
+    pub async fn ready(self: &Arc<Self>) -> Result<()> {
+        self.registry.ping().await.map_err(Error::RegistryDown)?;
         let app = self.clone();
         tokio::task::spawn_blocking(move || {
             app.producer
@@ -180,10 +179,9 @@ impl App {
                 .client()
                 .fetch_metadata(None, Duration::from_secs(3))
                 .map(|_| ())
-                .map_err(|e| format!("kafka: {e}"))
+                .map_err(Error::KafkaDown)
         })
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
     }
 
     /// The admin router: /healthz, /readyz, /metrics.

@@ -1,5 +1,11 @@
 //! The registry's error type. Each variant maps to one Confluent `error_code`
 //! ([`Error::code`]) so the REST and gRPC layers translate errors in one place.
+//!
+//! A variant that wraps another error prints that error's message in its own and does
+//! not also return it as `source()`, so a chain printer (`{:#}`) shows it once.
+
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem;
 
 /// Everything the registry can refuse or fail at.
 #[derive(Debug, thiserror::Error)]
@@ -35,11 +41,24 @@ pub enum Error {
     #[error("database url {url:?}: {reason}")]
     DatabaseUrl { url: String, reason: String },
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("database migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The TLS certificate chain or key (`what`) is not PEM.
+    #[error("tls: {what}: {error}")]
+    TlsPem {
+        what: &'static str,
+        error: pem::Error,
+    },
+    #[error("tls: certificate: no PEM certificate found")]
+    NoCertificate,
+    #[error("tls: certificate and key: {0}")]
+    TlsCertificate(rustls::Error),
+    /// rustls refused its own protocol settings.
+    #[error("tls: {0}")]
+    TlsSettings(rustls::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -60,8 +79,25 @@ impl Error {
             Error::DatabaseUrl { .. }
             | Error::Database(_)
             | Error::Migrate(_)
-            | Error::Corrupt(_) => 50001,
+            | Error::Corrupt(_)
+            | Error::TlsPem { .. }
+            | Error::NoCertificate
+            | Error::TlsCertificate(_)
+            | Error::TlsSettings(_) => 50001,
         }
+    }
+}
+
+// `From` without `source()`: these variants print the wrapped error's message.
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Database(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Error::Migrate(e)
     }
 }
 

@@ -89,7 +89,14 @@ pub fn status(e: Error) -> Status {
         Error::Incompatible { .. } | Error::NotSoftDeleted { .. } => {
             Status::failed_precondition(msg)
         }
-        Error::DatabaseUrl { .. } | Error::Database(_) | Error::Migrate(_) | Error::Corrupt(_) => {
+        Error::DatabaseUrl { .. }
+        | Error::Database(_)
+        | Error::Migrate(_)
+        | Error::Corrupt(_)
+        | Error::TlsPem { .. }
+        | Error::NoCertificate
+        | Error::TlsCertificate(_)
+        | Error::TlsSettings(_) => {
             tracing::error!(error = %msg, "registry request failed");
             Status::internal(msg)
         }

@@ -72,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
         _ => None,
     };
     let rest_tls = match &tls {
-        Some(t) => Some(t.server_config().map_err(|e| anyhow::anyhow!("tls: {e}"))?),
+        Some(t) => Some(t.server_config()?),
         None => None,
     };
     let tokens = Tokens::new(config.admin_token, config.read_token);

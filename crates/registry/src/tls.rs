@@ -14,6 +14,8 @@ use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::error::{Error, Result};
+
 /// A certificate chain and its key, read once at start-up.
 #[derive(Clone)]
 pub struct TlsFiles {
@@ -38,21 +40,26 @@ impl TlsFiles {
     }
 
     /// A rustls server config (ring provider, HTTP/1.1 and h2 by ALPN).
-    pub fn server_config(&self) -> Result<Arc<ServerConfig>, String> {
+    pub fn server_config(&self) -> Result<Arc<ServerConfig>> {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&self.cert_pem)
             .collect::<Result<_, _>>()
-            .map_err(|e| format!("certificate: {e}"))?;
+            .map_err(|error| Error::TlsPem {
+                what: "certificate",
+                error,
+            })?;
         if certs.is_empty() {
-            return Err("certificate: no PEM certificate found".into());
+            return Err(Error::NoCertificate);
         }
-        let key = PrivateKeyDer::from_pem_slice(&self.key_pem)
-            .map_err(|e| format!("private key: {e}"))?;
+        let key = PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|error| Error::TlsPem {
+            what: "private key",
+            error,
+        })?;
         let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .map_err(Error::TlsSettings)?
             .with_no_client_auth()
             .with_single_cert(certs, key)
-            .map_err(|e| format!("certificate and key: {e}"))?;
+            .map_err(Error::TlsCertificate)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }

@@ -31,17 +31,18 @@ use object_store::ObjectStore;
 use onepipe_archive::checkpoint::list_raw;
 use onepipe_archive::columns::Mapping;
 use onepipe_archive::layout::{RawFile, raw_topic_prefix};
-use onepipe_archive::merge::column_at;
 use onepipe_client::json::Mapper;
 use onepipe_client::{Deserializer, ReaderSchema, SchemaRegistry};
 use onepipe_core::metadata::TopicMetadata;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::canonical::row_text;
+use crate::checks::column;
+use crate::error::{Error, Result};
 use crate::verify::{DatasetReport, KeyDiff, Line, RAW};
 
 /// The store name of Kafka in reports.
@@ -205,26 +206,27 @@ pub async fn check(
     topic: &str,
     kafka: &KafkaOptions,
     max_keys: usize,
-) -> Result<DatasetReport, String> {
+) -> Result<DatasetReport> {
     let consumer = Arc::new(consumer(&kafka.bootstrap, &kafka.client_options)?);
     // Kafka first: whatever copycat archives meanwhile only shrinks the holes.
     let marks = {
         let (c, t) = (consumer.clone(), topic.to_string());
-        tokio::task::spawn_blocking(move || watermarks(&c, &t))
-            .await
-            .map_err(|e| e.to_string())??
+        tokio::task::spawn_blocking(move || watermarks(&c, &t)).await??
     };
     let Some(marks) = marks else {
         return Ok(not_in_kafka(topic));
     };
     let (files, _) = list_raw(store.as_ref(), &raw_topic_prefix(topic))
         .await
-        .map_err(|e| format!("listing the raw files of {topic}: {e}"))?;
+        .map_err(|error| Error::ListRaw {
+            topic: topic.to_string(),
+            error,
+        })?;
     let plan = plan(&files, &marks);
-    let t = registry
-        .topic(topic)
-        .await
-        .map_err(|e| format!("{topic}: {e}"))?;
+    let t = registry.topic(topic).await.map_err(|error| Error::Topic {
+        topic: topic.to_string(),
+        error,
+    })?;
     let decoder = RecordDecoder {
         topic: topic.to_string(),
         meta: t.metadata.clone(),
@@ -241,8 +243,7 @@ pub async fn check(
                 let chunk = reader.next_chunk(CHUNK);
                 (reader, chunk)
             })
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             reader = r;
             let chunk = chunk?;
             if chunk.is_empty() {
@@ -314,7 +315,7 @@ pub fn report(topic: &str, tally: &Tally, gone: &[Hole]) -> DatasetReport {
 
 /// A consumer that only reads assigned partitions (no group membership, no commits), and
 /// only committed transactions, as copycat does.
-fn consumer(bootstrap: &str, options: &[(String, String)]) -> Result<BaseConsumer, String> {
+fn consumer(bootstrap: &str, options: &[(String, String)]) -> Result<BaseConsumer> {
     let mut config = ClientConfig::new();
     for (k, v) in options {
         config.set(k, v);
@@ -327,7 +328,7 @@ fn consumer(bootstrap: &str, options: &[(String, String)]) -> Result<BaseConsume
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .create()
-        .map_err(|e| format!("kafka consumer for {bootstrap}: {e}"))
+        .map_err(Error::kafka(format!("kafka consumer for {bootstrap}")))
 }
 
 /// The report of a dataset whose topic Kafka does not have (deleted, or never created):
@@ -348,21 +349,29 @@ fn not_in_kafka(topic: &str) -> DatasetReport {
 
 /// The log start and end offsets of every partition of `topic`; `None` when Kafka has no
 /// such topic. Blocking.
-fn watermarks(consumer: &BaseConsumer, topic: &str) -> Result<Option<Vec<Watermarks>>, String> {
+fn watermarks(consumer: &BaseConsumer, topic: &str) -> Result<Option<Vec<Watermarks>>> {
     let md = consumer
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-        .map_err(|e| format!("kafka metadata of {topic}: {e}"))?;
+        .map_err(Error::kafka(format!("kafka metadata of {topic}")))?;
     let mut out = Vec::new();
     for t in md.topics() {
         match t.error() {
             None => {}
             Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => return Ok(None),
-            Some(e) => return Err(format!("kafka metadata of {topic}: {e:?}")),
+            Some(e) => {
+                return Err(Error::KafkaTopic {
+                    topic: topic.to_string(),
+                    code: RDKafkaErrorCode::from(e),
+                });
+            }
         }
         for p in t.partitions() {
             let (low, high) = consumer
                 .fetch_watermarks(topic, p.id(), METADATA_TIMEOUT)
-                .map_err(|e| format!("kafka: watermarks of {topic}/{}: {e}", p.id()))?;
+                .map_err(Error::kafka(format!(
+                    "kafka: watermarks of {topic}/{}",
+                    p.id()
+                )))?;
             out.push(Watermarks {
                 partition: p.id(),
                 low,
@@ -384,13 +393,14 @@ struct HoleReader {
 }
 
 impl HoleReader {
-    fn new(consumer: Arc<BaseConsumer>, topic: &str, hole: Hole) -> Result<Self, String> {
+    fn new(consumer: Arc<BaseConsumer>, topic: &str, hole: Hole) -> Result<Self> {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, hole.partition, Offset::Offset(hole.first))
-            .map_err(|e| format!("kafka: {topic}/{}: {e}", hole.partition))?;
-        consumer
-            .assign(&tpl)
-            .map_err(|e| format!("kafka: assigning {topic}/{}: {e}", hole.partition))?;
+            .map_err(Error::kafka(format!("kafka: {topic}/{}", hole.partition)))?;
+        consumer.assign(&tpl).map_err(Error::kafka(format!(
+            "kafka: assigning {topic}/{}",
+            hole.partition
+        )))?;
         Ok(HoleReader {
             consumer,
             topic: topic.to_string(),
@@ -401,7 +411,7 @@ impl HoleReader {
 
     /// Up to `max` more records of the hole; empty once it is read (Kafka may return
     /// fewer records than offsets: compaction and transaction markers). Blocking.
-    fn next_chunk(&mut self, max: usize) -> Result<Vec<KafkaRecord>, String> {
+    fn next_chunk(&mut self, max: usize) -> Result<Vec<KafkaRecord>> {
         let mut out = Vec::new();
         let mut idle = Instant::now();
         while let Some(next) = self.next {
@@ -411,13 +421,13 @@ impl HoleReader {
             match self.consumer.poll(Duration::from_millis(200)) {
                 None => {
                     if idle.elapsed() > IDLE_TIMEOUT {
-                        return Err(format!(
-                            "kafka returned nothing for {}s reading {}/{} at offset {next} (hole up to {})",
-                            IDLE_TIMEOUT.as_secs(),
-                            self.topic,
-                            self.hole.partition,
-                            self.hole.last
-                        ));
+                        return Err(Error::KafkaIdle {
+                            topic: self.topic.clone(),
+                            partition: self.hole.partition,
+                            offset: next,
+                            last: self.hole.last,
+                            secs: IDLE_TIMEOUT.as_secs(),
+                        });
                     }
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) if p == self.hole.partition => {
@@ -425,10 +435,13 @@ impl HoleReader {
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(e)) => {
-                    return Err(format!(
-                        "kafka: reading {}/{} at offset {next}: {e}",
-                        self.topic, self.hole.partition
-                    ));
+                    return Err(Error::Kafka {
+                        what: format!(
+                            "kafka: reading {}/{} at offset {next}",
+                            self.topic, self.hole.partition
+                        ),
+                        error: e,
+                    });
                 }
                 Some(Ok(m)) => {
                     idle = Instant::now();
@@ -465,7 +478,7 @@ impl RecordDecoder {
     /// The date and key of each record. A record that cannot be decoded (a tombstone, an
     /// unknown schema id, bad bytes) is named by its position and why, dated by its
     /// Kafka timestamp.
-    async fn identify(&self, records: &[KafkaRecord]) -> Result<Vec<Identified>, String> {
+    async fn identify(&self, records: &[KafkaRecord]) -> Result<Vec<Identified>> {
         let mut out: Vec<Option<Identified>> = vec![None; records.len()];
         let mut values = Vec::new();
         let mut decoded_at = Vec::new();
@@ -506,21 +519,23 @@ impl RecordDecoder {
     }
 
     /// The unique-key texts of decoded values, as `canonical` writes them for clean rows.
-    fn keys(&self, values: &[apache_avro::types::Value]) -> Result<Vec<String>, String> {
-        let what =
-            |e: onepipe_archive::Error| format!("{}: records read from Kafka: {e}", self.topic);
-        let mapping = Mapping::new(&self.schema).map_err(what)?;
+    fn keys(&self, values: &[apache_avro::types::Value]) -> Result<Vec<String>> {
+        let what = |e: &dyn std::fmt::Display| Error::KafkaRecords {
+            topic: self.topic.clone(),
+            reason: e.to_string(),
+        };
+        let mapping = Mapping::new(&self.schema).map_err(|e| what(&e))?;
         let refs: Vec<_> = values.iter().collect();
-        let columns = mapping.columns(&refs).map_err(what)?;
-        let schema = Arc::new(Schema::new(mapping.fields().map_err(what)?));
-        let batch = RecordBatch::try_new(schema, columns).map_err(|e| what(e.into()))?;
+        let columns = mapping.columns(&refs).map_err(|e| what(&e))?;
+        let schema = Arc::new(Schema::new(mapping.fields().map_err(|e| what(&e))?));
+        let batch = RecordBatch::try_new(schema, columns).map_err(|e| what(&e))?;
         let keys: Vec<ArrayRef> = self
             .meta
             .unique_key
             .iter()
-            .map(|k| column_at(&batch, k))
-            .collect::<Result<_, _>>()
-            .map_err(what)?;
+            .map(|k| column(&batch, k))
+            .collect::<Result<_>>()
+            .map_err(|e| what(&e))?;
         Ok((0..batch.num_rows()).map(|i| row_text(&keys, i)).collect())
     }
 }

@@ -15,6 +15,7 @@ use onepipe_core::metadata::{Check, TopicMetadata};
 use crate::canonical::{
     self, decimal_text, float8_text, is_scalar, row_hash, row_text, value_text,
 };
+use crate::error::{Error, Result};
 
 /// Check name → canonical value.
 pub type CheckValues = BTreeMap<String, String>;
@@ -35,18 +36,14 @@ pub fn row_columns(batch: &RecordBatch) -> Vec<ArrayRef> {
 }
 
 /// Per row: (key text, row hash), for the drill-down.
-pub fn keyed_hashes(
-    batches: &[RecordBatch],
-    meta: &TopicMetadata,
-) -> Result<HashMap<String, i64>, String> {
+pub fn keyed_hashes(batches: &[RecordBatch], meta: &TopicMetadata) -> Result<HashMap<String, i64>> {
     let mut out = HashMap::new();
     for b in batches {
         let keys: Vec<ArrayRef> = meta
             .unique_key
             .iter()
-            .map(|p| column_at(b, p))
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?;
+            .map(|p| column(b, p))
+            .collect::<Result<_>>()?;
         let cols = row_columns(b);
         let mut buf = String::new();
         for i in 0..b.num_rows() {
@@ -57,7 +54,7 @@ pub fn keyed_hashes(
 }
 
 /// Every check of the topic over the rows of one date.
-pub fn compute(batches: &[RecordBatch], meta: &TopicMetadata) -> Result<CheckValues, String> {
+pub fn compute(batches: &[RecordBatch], meta: &TopicMetadata) -> Result<CheckValues> {
     let mut out = CheckValues::new();
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     out.insert("rows".to_string(), rows.to_string());
@@ -87,12 +84,11 @@ pub fn compute(batches: &[RecordBatch], meta: &TopicMetadata) -> Result<CheckVal
 
 /// How many distinct key texts the rows have. A single string key is counted without
 /// building its text (it is the string itself, NULL as `\N`); other keys by their text.
-fn count_distinct_keys(batches: &[RecordBatch], meta: &TopicMetadata) -> Result<usize, String> {
+fn count_distinct_keys(batches: &[RecordBatch], meta: &TopicMetadata) -> Result<usize> {
     let key_columns: Vec<Vec<ArrayRef>> = batches
         .iter()
-        .map(|b| meta.unique_key.iter().map(|p| column_at(b, p)).collect())
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
+        .map(|b| meta.unique_key.iter().map(|p| column(b, p)).collect())
+        .collect::<Result<_>>()?;
     let single_string = key_columns
         .iter()
         .all(|cols| cols.len() == 1 && cols[0].data_type() == &DataType::Utf8);
@@ -143,15 +139,19 @@ impl Hasher for FxHasher {
     }
 }
 
-fn columns(batches: &[RecordBatch], field: &str) -> Result<Vec<ArrayRef>, String> {
-    batches
-        .iter()
-        .map(|b| column_at(b, field))
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())
+/// The column at a dotted path, as [`column_at`] finds it.
+pub(crate) fn column(batch: &RecordBatch, path: &str) -> Result<ArrayRef> {
+    column_at(batch, path).map_err(|e| Error::Column {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })
 }
 
-fn sum(columns: &[ArrayRef]) -> Result<String, String> {
+fn columns(batches: &[RecordBatch], field: &str) -> Result<Vec<ArrayRef>> {
+    batches.iter().map(|b| column(b, field)).collect()
+}
+
+fn sum(columns: &[ArrayRef]) -> Result<String> {
     let Some(first) = columns.first() else {
         return Ok(canonical::NULL_TEXT.to_string());
     };
@@ -218,11 +218,15 @@ fn sum(columns: &[ArrayRef]) -> Result<String, String> {
             }
             decimal_text(total, *scale)
         }
-        other => return Err(format!("cannot sum a {other} column")),
+        other => {
+            return Err(Error::CannotSum {
+                data_type: other.clone(),
+            });
+        }
     })
 }
 
-fn extreme(columns: &[ArrayRef], largest: bool) -> Result<String, String> {
+fn extreme(columns: &[ArrayRef], largest: bool) -> Result<String> {
     let mut best: Option<(ArrayRef, usize)> = None;
     for c in columns {
         let idx = sort_to_indices(
@@ -232,8 +236,7 @@ fn extreme(columns: &[ArrayRef], largest: bool) -> Result<String, String> {
                 nulls_first: false,
             }),
             Some(1),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let Some(i) = idx.iter().flatten().next().map(|i| i as usize) else {
             continue;
         };
@@ -244,8 +247,7 @@ fn extreme(columns: &[ArrayRef], largest: bool) -> Result<String, String> {
             None => true,
             Some((b, j)) => {
                 let cmp =
-                    arrow::array::make_comparator(c.as_ref(), b.as_ref(), SortOptions::default())
-                        .map_err(|e| e.to_string())?;
+                    arrow::array::make_comparator(c.as_ref(), b.as_ref(), SortOptions::default())?;
                 let o = cmp(i, *j);
                 if largest { o.is_gt() } else { o.is_lt() }
             }

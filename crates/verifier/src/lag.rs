@@ -8,10 +8,13 @@
 
 use std::time::Duration;
 
+use onepipe_client::SchemaRegistry;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
+
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -51,6 +54,56 @@ pub struct GroupLag {
     pub partitions: Vec<PartitionLag>,
 }
 
+/// Where and how to sample consumer lag.
+#[derive(Debug, Clone)]
+pub struct LagOptions {
+    pub bootstrap: String,
+    /// Extra librdkafka properties (TLS, SASL), as `--kafka-option` gives them.
+    pub client_options: Vec<(String, String)>,
+    /// The consumer groups reported.
+    pub groups: Vec<String>,
+    /// Time between the two samples a status is judged on.
+    pub window: Duration,
+}
+
+/// The lag and status of each group on every topic the registry lists, from two samples
+/// `window` apart.
+pub async fn lags(options: &LagOptions, registry: &SchemaRegistry) -> Result<Vec<GroupLag>> {
+    let topics = registry.topic_names().await?;
+    let first = sample_all(options, &topics).await?;
+    tokio::time::sleep(options.window).await;
+    let last = sample_all(options, &topics).await?;
+    Ok(options
+        .groups
+        .iter()
+        .cloned()
+        .zip(first.into_iter().zip(last))
+        .map(|(group, ((a, _), (b, members)))| GroupLag {
+            status: status(&a, &b, members),
+            total_lag: b.iter().map(|p| p.lag).sum(),
+            group,
+            members,
+            partitions: b,
+        })
+        .collect())
+}
+
+/// One [`sample`] of every group, on a blocking thread.
+async fn sample_all(
+    options: &LagOptions,
+    topics: &[String],
+) -> Result<Vec<(Vec<PartitionLag>, usize)>> {
+    let (options, topics) = (options.clone(), topics.to_vec());
+    tokio::task::spawn_blocking(move || {
+        options
+            .groups
+            .iter()
+            .map(|g| sample(&options.bootstrap, g, &topics, &options.client_options))
+            .collect()
+    })
+    .await?
+}
+
 /// Committed and end offsets of `group` on every partition of `topics` it committed to,
 /// and how many members the group has. Blocking.
 pub fn sample(
@@ -58,7 +111,7 @@ pub fn sample(
     group: &str,
     topics: &[String],
     options: &[(String, String)],
-) -> Result<(Vec<PartitionLag>, usize), String> {
+) -> Result<(Vec<PartitionLag>, usize)> {
     let mut config = ClientConfig::new();
     for (k, v) in options {
         config.set(k, v);
@@ -68,13 +121,13 @@ pub fn sample(
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()
-        .map_err(|e| format!("kafka: {e}"))?;
+        .map_err(Error::kafka("kafka"))?;
     let timeout = Duration::from_secs(10);
     let mut tpl = TopicPartitionList::new();
     for t in topics {
         let md = consumer
             .fetch_metadata(Some(t), timeout)
-            .map_err(|e| format!("kafka metadata of {t}: {e}"))?;
+            .map_err(Error::kafka(format!("kafka metadata of {t}")))?;
         for topic in md.topics() {
             for p in topic.partitions() {
                 tpl.add_partition(t, p.id());
@@ -83,7 +136,9 @@ pub fn sample(
     }
     let committed = consumer
         .committed_offsets(tpl, timeout)
-        .map_err(|e| format!("kafka: committed offsets of group {group}: {e}"))?;
+        .map_err(Error::kafka(format!(
+            "kafka: committed offsets of group {group}"
+        )))?;
     let mut out = Vec::new();
     for e in committed.elements() {
         let Offset::Offset(c) = e.offset() else {
@@ -91,13 +146,11 @@ pub fn sample(
         };
         let (_, high) = consumer
             .fetch_watermarks(e.topic(), e.partition(), timeout)
-            .map_err(|err| {
-                format!(
-                    "kafka: end offset of {}/{}: {err}",
-                    e.topic(),
-                    e.partition()
-                )
-            })?;
+            .map_err(Error::kafka(format!(
+                "kafka: end offset of {}/{}",
+                e.topic(),
+                e.partition()
+            )))?;
         out.push(PartitionLag {
             topic: e.topic().to_string(),
             partition: e.partition(),

@@ -9,12 +9,13 @@
 //! names the records no raw file holds (`archived`), and it reports consumer lag per group
 //! with a Burrow-like status.
 //!
+//! `verifier check` and `verifier serve` are [`report::Round`] and [`serve::serve`].
+//!
 //! ```no_run
-//! # async fn f() -> Result<(), String> {
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! use onepipe_client::{RegistryOptions, SchemaRegistry};
-//! let store = onepipe_core::store::open("file:///tmp/archive").map_err(|e| e.to_string())?;
-//! let registry = SchemaRegistry::connect("http://127.0.0.1:8090", RegistryOptions::default())
-//!     .map_err(|e| e.to_string())?;
+//! let store = onepipe_core::store::open("file:///tmp/archive")?;
+//! let registry = SchemaRegistry::connect("http://127.0.0.1:8090", RegistryOptions::default())?;
 //! let report = onepipe_verifier::verify::check_dataset(store, &registry, "page_views", &[], 20).await?;
 //! assert_eq!(report.mismatches, 0);
 //! # Ok(()) }
@@ -23,6 +24,11 @@
 pub mod archived;
 pub mod canonical;
 pub mod checks;
+pub mod error;
 pub mod lag;
+pub mod report;
+pub mod serve;
 pub mod verify;
 pub mod warehouse;
+
+pub use error::{Error, Result};

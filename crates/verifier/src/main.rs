@@ -1,20 +1,20 @@
 //! `verifier`: do all stores hold the same data? Exit 0 when they agree, 1 on a mismatch,
 //! 2 when something could not be checked.
 
+use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use onepipe_client::SchemaRegistry;
 use onepipe_client::args::RegistryArgs;
-use onepipe_core::admin::{self, Metrics};
+use onepipe_core::admin;
 use onepipe_core::units::parse_duration;
-use onepipe_verifier::archived::{self, KafkaOptions};
-use onepipe_verifier::lag::{self, GroupLag};
-use onepipe_verifier::verify::{DatasetReport, Warehouse, check_dataset};
-use onepipe_verifier::warehouse;
+use onepipe_verifier::archived::KafkaOptions;
+use onepipe_verifier::lag::LagOptions;
+use onepipe_verifier::report::{Round, Stores};
+use onepipe_verifier::verify::Warehouse;
+use onepipe_verifier::{serve, warehouse};
 
 /// verifier: computes each dataset's checks (row count, distinct unique keys, sums,
 /// minimums, maximums, row checksum) per date inside every store — the raw archive, the
@@ -121,38 +121,9 @@ async fn main() -> ExitCode {
     }
 }
 
-struct Stores {
-    store: Arc<dyn object_store::ObjectStore>,
-    registry: SchemaRegistry,
-    warehouses: Vec<Warehouse>,
-    /// Kafka, to check that the raw archive holds every record it has.
-    kafka: Option<KafkaOptions>,
-}
-
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let store = onepipe_core::store::open(&cli.object_store)?;
-    let registry = cli.registry.connect(false)?;
-    let mut warehouses = Vec::new();
-    for (i, url) in cli.warehouses.iter().enumerate() {
-        let db = warehouse::open(url).await.map_err(anyhow::Error::msg)?;
-        warehouses.push(Warehouse {
-            name: format!("warehouse{}", i + 1),
-            db,
-            schema: cli.warehouse_schema.clone(),
-        });
-    }
-    let kafka = cli.kafka_bootstrap.clone().map(|bootstrap| KafkaOptions {
-        bootstrap,
-        client_options: cli.kafka_options.kafka_options.clone(),
-        grace: cli.archive_grace,
-    });
-    let ctx = Stores {
-        store,
-        registry,
-        warehouses,
-        kafka,
-    };
-    match &cli.command {
+    let stores = stores(&cli).await?;
+    match cli.command {
         Command::Check {
             dataset,
             json,
@@ -164,262 +135,56 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("binding {addr}"))?;
             }
             let datasets = match dataset {
-                Some(d) => vec![d.clone()],
-                None => ctx.registry.topic_names().await?,
+                Some(d) => vec![d],
+                None => stores.registry.topic_names().await?,
             };
-            let (reports, errors) = check_all(&ctx, &datasets, *max_keys).await;
-            let lags = lags(&cli, &ctx).await;
-            let mismatches: usize = reports.iter().map(|r| r.mismatches).sum();
-            let errors: Vec<String> = errors
-                .into_iter()
-                .chain(reports.iter().flat_map(|r| r.errors.clone()))
-                .chain(lags.as_ref().err().cloned())
-                .collect();
-            if *json {
-                let doc = serde_json::json!({
-                    "lines": reports.iter().flat_map(|r| r.lines.clone()).collect::<Vec<_>>(),
-                    "keys": reports.iter().flat_map(|r| r.keys.clone()).collect::<Vec<_>>(),
-                    "lag": lags.as_ref().ok(),
-                    "errors": errors,
-                    "mismatches": mismatches,
-                });
-                println!("{}", serde_json::to_string_pretty(&doc)?);
+            let round = Round::check(&stores, &datasets, max_keys).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&round.json())?);
             } else {
-                print_tables(&reports, lags.as_ref().ok(), &errors);
+                let mut out = std::io::stdout().lock();
+                round.write_tables(&mut out)?;
+                out.flush()?;
             }
-            Ok(ExitCode::from(if !errors.is_empty() {
-                2
-            } else if mismatches > 0 {
-                1
-            } else {
-                0
-            }))
+            Ok(ExitCode::from(round.exit_code()))
         }
         Command::Serve { interval } => {
             let addr = cli.admin_listen.as_deref().unwrap_or("127.0.0.1:8099");
-            serve(&cli, ctx, *interval, addr).await
+            serve::serve(&stores, interval, addr).await?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-async fn check_all(
-    ctx: &Stores,
-    datasets: &[String],
-    max_keys: usize,
-) -> (Vec<DatasetReport>, Vec<String>) {
-    let mut reports = Vec::new();
-    let mut errors = Vec::new();
-    for d in datasets {
-        eprintln!("verifier: checking {d}");
-        match check_dataset(
-            ctx.store.clone(),
-            &ctx.registry,
-            d,
-            &ctx.warehouses,
-            max_keys,
-        )
-        .await
-        {
-            Ok(r) => reports.push(r),
-            Err(e) => errors.push(format!("{d}: {e}")),
-        }
-        if let Some(kafka) = &ctx.kafka {
-            match archived::check(ctx.store.clone(), &ctx.registry, d, kafka, max_keys).await {
-                Ok(r) => reports.push(r),
-                Err(e) => errors.push(format!("{d} in Kafka against raw/: {e}")),
-            }
-        }
+/// The stores the flags name, connected.
+async fn stores(cli: &Cli) -> anyhow::Result<Stores> {
+    let store = onepipe_core::store::open(&cli.object_store)?;
+    let registry = cli.registry.connect(false)?;
+    let mut warehouses = Vec::new();
+    for (i, url) in cli.warehouses.iter().enumerate() {
+        warehouses.push(Warehouse {
+            name: format!("warehouse{}", i + 1),
+            db: warehouse::open(url).await?,
+            schema: cli.warehouse_schema.clone(),
+        });
     }
-    (reports, errors)
-}
-
-async fn lags(cli: &Cli, ctx: &Stores) -> Result<Vec<GroupLag>, String> {
-    let Some(bootstrap) = cli.kafka_bootstrap.clone() else {
-        return Ok(Vec::new());
-    };
-    let topics = ctx
-        .registry
-        .topic_names()
-        .await
-        .map_err(|e| e.to_string())?;
-    let groups = cli.groups.clone();
-    let window = cli.lag_window;
-    let options = cli.kafka_options.kafka_options.clone();
-    let sample_all = move |bootstrap: String, groups: Vec<String>, topics: Vec<String>| {
-        let options = options.clone();
-        tokio::task::spawn_blocking(move || {
-            groups
-                .iter()
-                .map(|g| lag::sample(&bootstrap, g, &topics, &options))
-                .collect::<Result<Vec<_>, String>>()
-        })
-    };
-    let first = sample_all(bootstrap.clone(), groups.clone(), topics.clone())
-        .await
-        .map_err(|e| e.to_string())??;
-    tokio::time::sleep(window).await;
-    let last = sample_all(bootstrap, groups.clone(), topics)
-        .await
-        .map_err(|e| e.to_string())??;
-    Ok(groups
-        .into_iter()
-        .zip(first.into_iter().zip(last))
-        .map(|(group, ((a, _), (b, members)))| GroupLag {
-            status: lag::status(&a, &b, members),
-            total_lag: b.iter().map(|p| p.lag).sum(),
-            group,
-            members,
-            partitions: b,
-        })
-        .collect())
-}
-
-fn print_tables(reports: &[DatasetReport], lags: Option<&Vec<GroupLag>>, errors: &[String]) {
-    println!(
-        "{:<28} {:<10} {:<12} {:<28} {:>22}  verdict",
-        "dataset", "date", "store", "check", "value"
-    );
-    for r in reports {
-        for l in &r.lines {
-            println!(
-                "{:<28} {:<10} {:<12} {:<28} {:>22}  {}",
-                l.dataset, l.date, l.store, l.check, l.value, l.verdict
-            );
-        }
-    }
-    let keys: Vec<_> = reports.iter().flat_map(|r| r.keys.iter()).collect();
-    if !keys.is_empty() {
-        println!(
-            "\nkeys that differ (clean archive is the reference; store kafka: in Kafka, not in raw/):"
-        );
-        for k in keys {
-            println!(
-                "  {} {} {}: {} {}",
-                k.dataset, k.date, k.store, k.problem, k.key
-            );
-        }
-    }
-    if let Some(lags) = lags
-        && !lags.is_empty()
-    {
-        println!("\nconsumer lag:");
-        for g in lags {
-            println!(
-                "  group {} {} (members {}, total lag {})",
-                g.group, g.status, g.members, g.total_lag
-            );
-            for p in &g.partitions {
-                println!(
-                    "    {}/{}: committed {} end {} lag {}",
-                    p.topic, p.partition, p.committed, p.end, p.lag
-                );
-            }
-        }
-    }
-    for e in errors {
-        println!("could not check: {e}");
-    }
-    let mismatches: usize = reports.iter().map(|r| r.mismatches).sum();
-    println!(
-        "\n{}",
-        if !errors.is_empty() {
-            "verdict: COULD NOT CHECK everything".to_string()
-        } else if mismatches > 0 {
-            format!("verdict: MISMATCH ({mismatches} check values differ)")
-        } else {
-            "verdict: all stores agree".to_string()
-        }
-    );
-}
-
-async fn serve(
-    cli: &Cli,
-    ctx: Stores,
-    interval: Duration,
-    admin_listen: &str,
-) -> anyhow::Result<ExitCode> {
-    let metrics = Metrics::new();
-    let listener = tokio::net::TcpListener::bind(admin_listen)
-        .await
-        .with_context(|| format!("binding {admin_listen}"))?;
-    let ready: admin::ReadyCheck = Arc::new(|| Box::pin(async { Ok(()) }));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut rx = stopped.clone();
-    let server = tokio::spawn(admin::serve(
-        listener,
-        admin::router(ready, metrics.clone(), None),
-        "admin",
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        },
-    ));
-    tokio::spawn(async move {
-        admin::shutdown_signal().await;
-        let _ = stop.send(true);
+    let client_options = &cli.kafka_options.kafka_options;
+    let kafka = cli.kafka_bootstrap.clone().map(|bootstrap| KafkaOptions {
+        bootstrap,
+        client_options: client_options.clone(),
+        grace: cli.archive_grace,
     });
-    let mut stopped = stopped;
-    loop {
-        let datasets = ctx.registry.topic_names().await.unwrap_or_default();
-        let (reports, errors) = check_all(&ctx, &datasets, 0).await;
-        for r in &reports {
-            let mut per: std::collections::BTreeMap<(String, String, String), f64> =
-                Default::default();
-            for l in &r.lines {
-                let e = per
-                    .entry((l.dataset.clone(), l.store.clone(), l.check.clone()))
-                    .or_default();
-                if l.verdict == "MISMATCH" {
-                    *e += 1.0;
-                }
-            }
-            for ((d, s, c), n) in per {
-                metrics.set(
-                    "onepipe_verifier_mismatched_dates",
-                    "Dates whose check value in the store differs from the clean archive's",
-                    &[("dataset", &d), ("store", &s), ("check", &c)],
-                    n,
-                );
-            }
-        }
-        metrics.set(
-            "onepipe_verifier_errors",
-            "Datasets or stores that could not be checked in the last round",
-            &[],
-            (errors.len() + reports.iter().map(|r| r.errors.len()).sum::<usize>()) as f64,
-        );
-        if let Ok(groups) = lags(cli, &ctx).await {
-            for g in groups {
-                let code = match g.status {
-                    lag::Status::Ok => 0.0,
-                    lag::Status::Warn => 1.0,
-                    lag::Status::Stalled => 2.0,
-                    lag::Status::Stopped => 3.0,
-                };
-                metrics.set(
-                    "onepipe_verifier_group_status",
-                    "0 OK, 1 WARN, 2 STALLED, 3 STOPPED",
-                    &[("group", &g.group)],
-                    code,
-                );
-                for p in g.partitions {
-                    metrics.set(
-                        "onepipe_verifier_consumer_lag",
-                        "End offset minus committed offset",
-                        &[
-                            ("group", &g.group),
-                            ("topic", &p.topic),
-                            ("partition", &p.partition.to_string()),
-                        ],
-                        p.lag as f64,
-                    );
-                }
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stopped.wait_for(|s| *s) => break,
-        }
-    }
-    server.await??;
-    Ok(ExitCode::SUCCESS)
+    let lag = cli.kafka_bootstrap.clone().map(|bootstrap| LagOptions {
+        bootstrap,
+        client_options: client_options.clone(),
+        groups: cli.groups.clone(),
+        window: cli.lag_window,
+    });
+    Ok(Stores {
+        store,
+        registry,
+        warehouses,
+        kafka,
+        lag,
+    })
 }

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::canonical::hash64;
 use crate::checks::{self, CheckValues, agree, keyed_hashes};
+use crate::error::{Error, Result};
 use crate::warehouse;
 
 /// A warehouse to compare, by name.
@@ -71,19 +72,22 @@ pub async fn check_dataset(
     topic: &str,
     warehouses: &[Warehouse],
     max_keys: usize,
-) -> Result<DatasetReport, String> {
-    let t = registry.topic(topic).await.map_err(|e| e.to_string())?;
+) -> Result<DatasetReport> {
+    let t = registry.topic(topic).await?;
     let meta = t.metadata.clone();
-    let Some(m) = manifest::latest(store.as_ref(), topic)
-        .await
-        .map_err(|e| e.to_string())?
-    else {
-        return Err(format!("{topic}: no manifest yet (copydog has not run)"));
+    let Some(m) = manifest::latest(store.as_ref(), topic).await? else {
+        return Err(Error::NoManifest {
+            topic: topic.to_string(),
+        });
     };
-    let mapping = Mapping::new(&t.latest.schema).map_err(|e| e.to_string())?;
+    let schema_error = |e: String| Error::Schema {
+        topic: topic.to_string(),
+        reason: e,
+    };
+    let mapping = Mapping::new(&t.latest.schema).map_err(|e| schema_error(e.to_string()))?;
     let fields: Vec<Field> = mapping
         .fields()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| schema_error(e.to_string()))?
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
@@ -92,9 +96,7 @@ pub async fn check_dataset(
     let mut values: BTreeMap<String, BTreeMap<String, CheckValues>> = BTreeMap::new();
     let mut clean_rows: HashMap<String, Vec<RecordBatch>> = HashMap::new();
     for (date, entry) in &m.dates {
-        let batches = read_date(store.as_ref(), entry)
-            .await
-            .map_err(|e| e.to_string())?;
+        let batches = read_date(store.as_ref(), entry).await?;
         let v = checks::compute(&batches, &meta)?;
         values
             .entry(date.to_string())
@@ -102,9 +104,7 @@ pub async fn check_dataset(
             .insert(CLEAN.to_string(), v);
         clean_rows.insert(date.to_string(), batches);
     }
-    let (raw, _) = expected_view(store.as_ref(), registry, topic, &m.watermarks)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (raw, _) = expected_view(store.as_ref(), registry, topic, &m.watermarks).await?;
     let mut raw_rows = HashMap::new();
     for (date, batch) in raw {
         let v = checks::compute(std::slice::from_ref(&batch), &meta)?;
@@ -254,7 +254,7 @@ async fn drill_down(
     date: &str,
     reference: &HashMap<String, i64>,
     max_keys: usize,
-) -> Result<Vec<(String, String)>, String> {
+) -> Result<Vec<(String, String)>> {
     let local = |bits: u32, parent: Option<(u32, u64)>| {
         let mut b: warehouse::Buckets = BTreeMap::new();
         for (k, h) in reference {

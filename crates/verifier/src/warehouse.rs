@@ -14,6 +14,7 @@ use sqlx::postgres::PgPool;
 
 use crate::canonical::is_scalar;
 use crate::checks::CheckValues;
+use crate::error::{Error, Result};
 
 // Table and column names exactly as warehouse-loader creates them (one definition).
 use onepipe_tables::names::qualified;
@@ -44,12 +45,13 @@ fn hash_sql(text_sql: &str) -> String {
     format!("(('x' || substr(md5({text_sql}), 1, 16))::bit(64)::bigint)")
 }
 
-fn key_text_sql(meta: &TopicMetadata, fields: &[Field]) -> Result<String, String> {
+fn key_text_sql(meta: &TopicMetadata, fields: &[Field]) -> Result<String> {
     let mut parts = Vec::new();
     for k in &meta.unique_key {
-        let f = fields.iter().find(|f| f.name() == k).ok_or_else(|| {
-            format!("unique key {k:?} is not a top-level column; only those can be checked by SQL")
-        })?;
+        let f = fields
+            .iter()
+            .find(|f| f.name() == k)
+            .ok_or_else(|| Error::KeyNotTopLevel { key: k.clone() })?;
         parts.push(format!(
             "coalesce({}, E'\\\\N')",
             text_expr(f.name(), f.data_type())
@@ -67,22 +69,28 @@ pub enum Db {
 }
 
 /// Connects to `postgres://…` or `sqlite://…`.
-pub async fn open(url: &str) -> Result<Db, String> {
+pub async fn open(url: &str) -> Result<Db> {
     if url.starts_with("sqlite:") {
         let opts: sqlx::sqlite::SqliteConnectOptions = url
             .parse::<sqlx::sqlite::SqliteConnectOptions>()
-            .map_err(|e| format!("warehouse url {url}: {e}"))?
+            .map_err(|error| Error::WarehouseUrl {
+                url: url.to_string(),
+                error,
+            })?
             .read_only(true);
         let pool = sqlx::SqlitePool::connect_with(opts)
             .await
-            .map_err(|e| format!("cannot open the warehouse {url}: {e}"))?;
+            .map_err(|error| Error::WarehouseOpen {
+                url: url.to_string(),
+                error,
+            })?;
         return Ok(Db::Sqlite(pool));
     }
     connect(url).await.map(Db::Postgres)
 }
 
 /// Connects with the settings the canonical texts assume.
-pub async fn connect(url: &str) -> Result<PgPool, String> {
+pub async fn connect(url: &str) -> Result<PgPool> {
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
         .after_connect(|conn, _| {
@@ -98,7 +106,7 @@ pub async fn connect(url: &str) -> Result<PgPool, String> {
         })
         .connect(url)
         .await
-        .map_err(|e| format!("cannot connect to the warehouse: {e}"))
+        .map_err(|error| Error::WarehouseConnect { error })
 }
 
 /// Per date (`YYYY-MM-DD`): the topic's checks computed by the warehouse.
@@ -107,7 +115,7 @@ pub async fn checks(
     schema: &str,
     meta: &TopicMetadata,
     fields: &[Field],
-) -> Result<BTreeMap<String, CheckValues>, String> {
+) -> Result<BTreeMap<String, CheckValues>> {
     match db {
         Db::Postgres(pool) => pg_checks(pool, schema, meta, fields).await,
         Db::Sqlite(pool) => sqlite_checks(pool, meta, fields).await,
@@ -118,7 +126,7 @@ async fn sqlite_checks(
     pool: &sqlx::SqlitePool,
     meta: &TopicMetadata,
     fields: &[Field],
-) -> Result<BTreeMap<String, CheckValues>, String> {
+) -> Result<BTreeMap<String, CheckValues>> {
     let table = qualified(None, &table_name(&meta.topic));
     let mut names = vec!["rows".to_string()];
     let mut exprs = vec!["count(*)".to_string()];
@@ -143,14 +151,14 @@ async fn sqlite_checks(
     let rows = sqlx::query(&sql)
         .fetch_all(pool)
         .await
-        .map_err(|e| format!("{table}: {e}"))?;
+        .map_err(Error::sql(&table))?;
     let mut out = BTreeMap::new();
     for row in rows {
         // SQLite columns have no fixed type; the CASTs make every value text.
-        let date: String = row.try_get_unchecked(0).map_err(|e| e.to_string())?;
+        let date: String = row.try_get_unchecked(0).map_err(Error::sql(&table))?;
         let mut values = CheckValues::new();
         for (i, name) in names.iter().enumerate() {
-            let v: Option<String> = row.try_get_unchecked(i + 1).map_err(|e| e.to_string())?;
+            let v: Option<String> = row.try_get_unchecked(i + 1).map_err(Error::sql(&table))?;
             values.insert(
                 name.clone(),
                 v.unwrap_or_else(|| crate::canonical::NULL_TEXT.to_string()),
@@ -162,9 +170,9 @@ async fn sqlite_checks(
 }
 
 /// The key texts of one date (SQLite drill-down).
-pub async fn keys(db: &Db, meta: &TopicMetadata, date: &str) -> Result<Vec<String>, String> {
+pub async fn keys(db: &Db, meta: &TopicMetadata, date: &str) -> Result<Vec<String>> {
     let Db::Sqlite(pool) = db else {
-        return Err("keys() is for SQLite warehouses".to_string());
+        return Err(Error::NotSqlite);
     };
     let table = qualified(None, &table_name(&meta.topic));
     let cols: Vec<String> = meta
@@ -180,11 +188,11 @@ pub async fn keys(db: &Db, meta: &TopicMetadata, date: &str) -> Result<Vec<Strin
         .bind(date)
         .fetch_all(pool)
         .await
-        .map_err(|e| format!("{table}: {e}"))?;
+        .map_err(Error::sql(&table))?;
     rows.iter()
         .map(|r| {
             r.try_get_unchecked::<String, _>(0)
-                .map_err(|e| e.to_string())
+                .map_err(Error::sql(&table))
         })
         .collect()
 }
@@ -194,13 +202,16 @@ async fn pg_checks(
     schema: &str,
     meta: &TopicMetadata,
     fields: &[Field],
-) -> Result<BTreeMap<String, CheckValues>, String> {
+) -> Result<BTreeMap<String, CheckValues>> {
     let table = qualified(Some(schema), &table_name(&meta.topic));
     let find = |name: &str| {
         fields
             .iter()
             .find(|f| f.name() == name)
-            .ok_or_else(|| format!("field {name:?} is not a top-level column of {table}"))
+            .ok_or_else(|| Error::FieldNotTopLevel {
+                field: name.to_string(),
+                table: table.clone(),
+            })
     };
     let mut names = vec!["rows".to_string()];
     let mut exprs = vec!["count(*)::text".to_string()];
@@ -244,13 +255,13 @@ async fn pg_checks(
     let rows = sqlx::query(&sql)
         .fetch_all(pool)
         .await
-        .map_err(|e| format!("{table}: {e}"))?;
+        .map_err(Error::sql(&table))?;
     let mut out = BTreeMap::new();
     for row in rows {
-        let date: String = row.try_get(0).map_err(|e| e.to_string())?;
+        let date: String = row.try_get(0).map_err(Error::sql(&table))?;
         let mut values = CheckValues::new();
         for (i, name) in names.iter().enumerate() {
-            let v: Option<String> = row.try_get(i + 1).map_err(|e| e.to_string())?;
+            let v: Option<String> = row.try_get(i + 1).map_err(Error::sql(&table))?;
             let v = v.unwrap_or_else(|| crate::canonical::NULL_TEXT.to_string());
             let v = if name == "row_checksum" {
                 wrap64(&v)?
@@ -265,13 +276,14 @@ async fn pg_checks(
 }
 
 /// A numeric sum of 64-bit hashes, wrapped to 64 bits like the Rust side.
-fn wrap64(text: &str) -> Result<String, String> {
+fn wrap64(text: &str) -> Result<String> {
     if text == crate::canonical::NULL_TEXT {
         return Ok("0".to_string());
     }
-    let v: i128 = text
-        .parse()
-        .map_err(|e| format!("checksum {text:?}: {e}"))?;
+    let v: i128 = text.parse().map_err(|error| Error::Checksum {
+        text: text.to_string(),
+        error,
+    })?;
     Ok((v.rem_euclid(1i128 << 64) as u64 as i64).to_string())
 }
 
@@ -288,7 +300,7 @@ pub async fn buckets(
     date: &str,
     bits: u32,
     parent: Option<(u32, u64)>,
-) -> Result<Buckets, String> {
+) -> Result<Buckets> {
     let table = qualified(Some(schema), &table_name(&meta.topic));
     let key = format!(
         "(('x' || substr(md5({}), 1, 16))::bit(64))",
@@ -308,12 +320,12 @@ pub async fn buckets(
         .bind(date)
         .fetch_all(pool)
         .await
-        .map_err(|e| format!("{table}: {e}"))?;
+        .map_err(Error::sql(&table))?;
     let mut out = Buckets::new();
     for r in rows {
-        let b: i64 = r.try_get(0).map_err(|e| e.to_string())?;
-        let n: i64 = r.try_get(1).map_err(|e| e.to_string())?;
-        let s: String = r.try_get(2).map_err(|e| e.to_string())?;
+        let b: i64 = r.try_get(0).map_err(Error::sql(&table))?;
+        let n: i64 = r.try_get(1).map_err(Error::sql(&table))?;
+        let s: String = r.try_get(2).map_err(Error::sql(&table))?;
         out.insert(b as u64, (n as u64, wrap64(&s)?.parse().unwrap_or(0)));
     }
     Ok(out)
@@ -327,7 +339,7 @@ pub async fn keyed_rows(
     fields: &[Field],
     date: &str,
     range: (u32, u64),
-) -> Result<Vec<(String, i64)>, String> {
+) -> Result<Vec<(String, i64)>> {
     let table = qualified(Some(schema), &table_name(&meta.topic));
     let key_text = key_text_sql(meta, fields)?;
     let key = format!("(('x' || substr(md5({key_text}), 1, 16))::bit(64))");
@@ -341,11 +353,11 @@ pub async fn keyed_rows(
         .bind(date)
         .fetch_all(pool)
         .await
-        .map_err(|e| format!("{table}: {e}"))?;
+        .map_err(Error::sql(&table))?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let k: String = r.try_get(0).map_err(|e| e.to_string())?;
-        let h: i64 = r.try_get(1).map_err(|e| e.to_string())?;
+        let k: String = r.try_get(0).map_err(Error::sql(&table))?;
+        let h: i64 = r.try_get(1).map_err(Error::sql(&table))?;
         out.push((k, h));
     }
     Ok(out)

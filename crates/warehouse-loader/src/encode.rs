@@ -25,6 +25,8 @@ use chrono::NaiveDate;
 
 use onepipe_tables::types::{Column, Kind, Shape, Unit};
 
+use crate::error::{Error, Result};
+
 /// A value for SQLite.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
@@ -70,17 +72,16 @@ fn unit_of(unit: Unit) -> TimeUnit {
     }
 }
 
-fn view(column: &Column, array: &ArrayRef) -> Result<View, String> {
-    let want = |dt: DataType| -> Result<ArrayRef, String> {
+fn view(column: &Column, array: &ArrayRef) -> Result<View> {
+    let want = |dt: DataType| -> Result<ArrayRef> {
         if array.data_type() == &dt {
             Ok(array.clone())
         } else {
-            cast(array, &dt).map_err(|e| {
-                format!(
-                    "column {:?} is {} in the file, expected {dt}: {e}",
-                    column.source,
-                    array.data_type()
-                )
+            cast(array, &dt).map_err(|error| Error::ColumnType {
+                column: column.source.clone(),
+                found: array.data_type().clone(),
+                expected: dt,
+                error,
             })
         }
     };
@@ -154,10 +155,9 @@ fn view(column: &Column, array: &ArrayRef) -> Result<View, String> {
 }
 
 /// The same values under another primitive type of the same width.
-fn reinterpret(array: &ArrayRef, dt: DataType) -> Result<ArrayRef, String> {
-    let data = array.to_data().into_builder().data_type(dt).build();
-    data.map(arrow::array::make_array)
-        .map_err(|e| e.to_string())
+fn reinterpret(array: &ArrayRef, dt: DataType) -> Result<ArrayRef> {
+    let data = array.to_data().into_builder().data_type(dt).build()?;
+    Ok(arrow::array::make_array(data))
 }
 
 impl View {
@@ -249,19 +249,21 @@ impl Encoder {
         }
     }
 
-    fn views(&self, batch: &RecordBatch) -> Result<Vec<View>, String> {
+    fn views(&self, batch: &RecordBatch) -> Result<Vec<View>> {
         let mut views = Vec::with_capacity(self.columns.len());
         for c in &self.columns {
             let array = batch
                 .column_by_name(&c.source)
-                .ok_or_else(|| format!("the file has no column {:?}", c.source))?;
+                .ok_or_else(|| Error::MissingColumn {
+                    column: c.source.clone(),
+                })?;
             views.push(view(c, array)?);
         }
         Ok(views)
     }
 
     /// Appends the batch's rows in COPY text format; returns how many.
-    pub fn copy_text(&self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<usize, String> {
+    pub fn copy_text(&self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<usize> {
         let views = self.views(batch)?;
         let mut text = String::new();
         let mut bytes = Vec::new();
@@ -274,11 +276,10 @@ impl Encoder {
                     Rendered::Plain => out.extend_from_slice(text.as_bytes()),
                     Rendered::Text => {
                         if !escape_copy(text.as_bytes(), out) {
-                            return Err(format!(
-                                "row {row} column {:?}: the text holds a NUL character, which \
-                                 PostgreSQL cannot store",
-                                column.source
-                            ));
+                            return Err(Error::NulInText {
+                                row,
+                                column: column.source.clone(),
+                            });
                         }
                     }
                     Rendered::Bytes => bytea_hex(&bytes, out),
@@ -292,7 +293,7 @@ impl Encoder {
     }
 
     /// The batch's rows as SQLite values, `_date` last.
-    pub fn cells(&self, batch: &RecordBatch) -> Result<Vec<Vec<Cell>>, String> {
+    pub fn cells(&self, batch: &RecordBatch) -> Result<Vec<Vec<Cell>>> {
         let views = self.views(batch)?;
         let mut rows = Vec::with_capacity(batch.num_rows());
         let mut text = String::new();
@@ -846,7 +847,10 @@ mod tests {
         )
         .unwrap();
         let enc = Encoder::new(cols, NaiveDate::from_ymd_opt(2026, 11, 24).unwrap());
-        let e = enc.copy_text(&batch, &mut Vec::new()).unwrap_err();
+        let e = enc
+            .copy_text(&batch, &mut Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("column \"s\"") && e.contains("NUL"), "{e}");
     }
 }

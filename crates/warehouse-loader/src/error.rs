@@ -1,6 +1,13 @@
 //! warehouse-loader's error type.
+//!
+//! A variant that wraps another error prints that error's message in its own and does
+//! not also return it as `source()`, so a chain printer (`{:#}`) shows it once;
+//! `transparent` variants are the wrapped error itself.
 
+use arrow::datatypes::DataType;
+use arrow::error::ArrowError;
 use chrono::NaiveDate;
+use parquet::errors::ParquetError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -13,9 +20,36 @@ pub enum Error {
     #[error(transparent)]
     ObjectStore(#[from] object_store::Error),
     #[error("parquet: {0}")]
-    Parquet(#[from] parquet::errors::ParquetError),
+    Parquet(ParquetError),
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    #[error(transparent)]
+    Arrow(#[from] ArrowError),
+    #[error("reading {path}: {error}")]
+    ReadFile {
+        path: String,
+        error: object_store::Error,
+    },
+    /// A clean file that is not Parquet, or not readable as such.
+    #[error("{path}: {error}")]
+    BadFile { path: String, error: ParquetError },
+    /// Rows of a clean file that could not be read or encoded for the warehouse.
+    #[error("{path}: {error}")]
+    InFile { path: String, error: Box<Error> },
+    #[error("the file has no column {column:?}")]
+    MissingColumn { column: String },
+    #[error("column {column:?} is {found} in the file, expected {expected}: {error}")]
+    ColumnType {
+        column: String,
+        found: DataType,
+        expected: DataType,
+        error: ArrowError,
+    },
+    #[error(
+        "row {row} column {column:?}: the text holds a NUL character, which PostgreSQL cannot \
+         store"
+    )]
+    NulInText { row: usize, column: String },
     #[error("{0}")]
     Config(String),
     #[error(
@@ -58,3 +92,16 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+// `From` without `source()`: these variants print the wrapped error's message.
+impl From<ParquetError> for Error {
+    fn from(e: ParquetError) -> Self {
+        Error::Parquet(e)
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Database(e)
+    }
+}

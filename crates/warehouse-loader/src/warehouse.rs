@@ -393,22 +393,20 @@ fn produce(
     store: Arc<dyn ObjectStore>,
     job: &DateLoad,
     mode: Mode,
-) -> mpsc::Receiver<Result<Chunk, String>> {
+) -> mpsc::Receiver<Result<Chunk>> {
     let (tx, rx) = mpsc::channel(4);
     let files = job.files.clone();
     let encoder = Arc::new(Encoder::new(job.columns.as_ref().clone(), job.date));
     tokio::spawn(async move {
         for file in files {
-            let bytes: Bytes = match store.get(&Path::from(file.as_str())).await {
-                Ok(r) => match r.bytes().await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        let _ = tx.send(Err(format!("reading {file}: {e}"))).await;
-                        return;
-                    }
-                },
-                Err(e) => {
-                    let _ = tx.send(Err(format!("reading {file}: {e}"))).await;
+            let read = match store.get(&Path::from(file.as_str())).await {
+                Ok(r) => r.bytes().await,
+                Err(e) => Err(e),
+            };
+            let bytes: Bytes = match read {
+                Ok(b) => b,
+                Err(error) => {
+                    let _ = tx.send(Err(Error::ReadFile { path: file, error })).await;
                     return;
                 }
             };
@@ -432,14 +430,21 @@ fn encode_file(
     bytes: Bytes,
     encoder: &Encoder,
     mode: Mode,
-    tx: &mpsc::Sender<Result<Chunk, String>>,
+    tx: &mpsc::Sender<Result<Chunk>>,
 ) -> bool {
+    let in_file = |error: Error| Error::InFile {
+        path: file.to_string(),
+        error: Box::new(error),
+    };
     let reader = match ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|b| b.with_batch_size(BATCH_ROWS).build())
     {
         Ok(r) => r,
-        Err(e) => {
-            let _ = tx.blocking_send(Err(format!("{file}: {e}")));
+        Err(error) => {
+            let _ = tx.blocking_send(Err(Error::BadFile {
+                path: file.to_string(),
+                error,
+            }));
             return false;
         }
     };
@@ -448,7 +453,7 @@ fn encode_file(
         let batch: RecordBatch = match batch {
             Ok(b) => b,
             Err(e) => {
-                let _ = tx.blocking_send(Err(format!("{file}: {e}")));
+                let _ = tx.blocking_send(Err(in_file(e.into())));
                 return false;
             }
         };
@@ -464,12 +469,9 @@ fn encode_file(
                     );
                     Ok(Chunk::Copy(full))
                 }
-                Err(e) => Err(format!("{file}: {e}")),
+                Err(e) => Err(in_file(e)),
             },
-            Mode::Rows => encoder
-                .cells(&batch)
-                .map(Chunk::Rows)
-                .map_err(|e| format!("{file}: {e}")),
+            Mode::Rows => encoder.cells(&batch).map(Chunk::Rows).map_err(in_file),
         };
         let failed = chunk.is_err();
         if tx.blocking_send(chunk).is_err() || failed {
@@ -523,13 +525,10 @@ async fn load_postgres(
                 }
             }
             Ok(Chunk::Rows(_)) => unreachable!("copy mode"),
-            Err(reason) => {
-                let _ = copy.abort(reason.clone()).await;
-                return Err(Error::Load {
-                    dataset: job.dataset.clone(),
-                    date: job.date,
-                    reason,
-                });
+            Err(e) => {
+                let _ = copy.abort(e.to_string()).await;
+                // `load_date` names the dataset and date.
+                return Err(e);
             }
         }
     }
@@ -593,13 +592,8 @@ async fn load_sqlite(
         let batch = match chunk {
             Ok(Chunk::Rows(r)) => r,
             Ok(Chunk::Copy(_)) => unreachable!("rows mode"),
-            Err(reason) => {
-                return Err(Error::Load {
-                    dataset: job.dataset.clone(),
-                    date: job.date,
-                    reason,
-                });
-            }
+            // `load_date` names the dataset and date.
+            Err(e) => return Err(e),
         };
         for group in batch.chunks(per_statement) {
             let partial;
