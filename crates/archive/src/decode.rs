@@ -322,6 +322,11 @@ pub fn partition_date(
     {
         return date;
     }
+    kafka_date(timestamp)
+}
+
+/// The UTC date of a Kafka timestamp (milliseconds; a negative one counts as 1970-01-01).
+pub fn kafka_date(timestamp: i64) -> NaiveDate {
     DateTime::<Utc>::from_timestamp_millis(timestamp.max(0))
         .unwrap_or_default()
         .date_naive()

@@ -81,21 +81,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let _telemetry = match onepipe_core::telemetry::init("copydog") {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("copydog: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(cli).await {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("copydog: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    onepipe_core::telemetry::main_with("copydog", run(Cli::parse())).await
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

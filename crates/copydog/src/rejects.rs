@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::array::{
     BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use onepipe_archive::decode::Reject;
@@ -20,18 +20,14 @@ pub(crate) async fn write_rejects(
     number: u64,
     rejects: &[Reject],
 ) -> Result<String> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("partition", DataType::Int32, false),
-        Field::new("offset", DataType::Int64, false),
-        Field::new(
-            "timestamp",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("key", DataType::Binary, true),
-        Field::new("value", DataType::Binary, true),
-        Field::new("reason", DataType::Utf8, false),
-    ]));
+    // A raw record's columns (without its headers), then why it was set aside.
+    let raw = onepipe_archive::raw::schema();
+    let mut fields: Vec<Field> = ["partition", "offset", "timestamp", "key", "value"]
+        .iter()
+        .map(|name| raw.field_with_name(name).cloned())
+        .collect::<std::result::Result<_, _>>()?;
+    fields.push(Field::new("reason", DataType::Utf8, false));
+    let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(
         schema,
         vec![

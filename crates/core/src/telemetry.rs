@@ -40,6 +40,30 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// The body of a job's `main`: telemetry for `service`, then `run`. Its exit code is the
+/// process's; an error (telemetry or `run`'s) is printed once on stderr as
+/// `service: message` (with anyhow's `{:#}` chain) and exits with 2.
+pub async fn main_with<E, F>(service: &'static str, run: F) -> std::process::ExitCode
+where
+    E: std::fmt::Display,
+    F: std::future::Future<Output = std::result::Result<std::process::ExitCode, E>>,
+{
+    let _telemetry = match init(service) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{service}: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run.await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{service}: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
 /// Installs the global subscriber for the binary `service`. Call once, early in `main`,
 /// inside the Tokio runtime when OTLP export may be on.
 pub fn init(service: &'static str) -> Result<TelemetryGuard> {

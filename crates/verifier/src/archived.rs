@@ -26,10 +26,11 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::Schema;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::Utc;
 use object_store::ObjectStore;
 use onepipe_archive::checkpoint::list_raw;
 use onepipe_archive::columns::Mapping;
+use onepipe_archive::decode::{kafka_date, partition_date};
 use onepipe_archive::layout::{RawFile, raw_topic_prefix};
 use onepipe_client::json::Mapper;
 use onepipe_client::{Deserializer, ReaderSchema, SchemaRegistry};
@@ -540,33 +541,10 @@ impl RecordDecoder {
     }
 }
 
-/// The UTC date of a Kafka timestamp (milliseconds).
-fn kafka_date(timestamp: i64) -> NaiveDate {
-    DateTime::<Utc>::from_timestamp_millis(timestamp.max(0))
-        .unwrap_or_default()
-        .date_naive()
-}
-
-/// copydog's date rule: the `partition_time` field's date, else the Kafka timestamp's.
-fn partition_date(
-    mapper: &Mapper<'_>,
-    meta: &TopicMetadata,
-    value: &apache_avro::types::Value,
-    timestamp: i64,
-) -> NaiveDate {
-    if let Some(field) = &meta.partition_time
-        && let Ok(serde_json::Value::String(text)) = mapper.field_json(value, field)
-        && let Some(day) = text.get(..10)
-        && let Ok(date) = NaiveDate::parse_from_str(day, "%Y-%m-%d")
-    {
-        return date;
-    }
-    kafka_date(timestamp)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveDate;
 
     fn file(partition: i32, first: i64, last: i64) -> RawFile {
         RawFile {

@@ -104,21 +104,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let _telemetry = match onepipe_core::telemetry::init("verifier") {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("verifier: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(cli).await {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("verifier: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    onepipe_core::telemetry::main_with("verifier", run(Cli::parse())).await
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

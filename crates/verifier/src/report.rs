@@ -165,7 +165,7 @@ pub async fn check_all(
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for d in datasets {
-        eprintln!("verifier: checking {d}");
+        tracing::info!(dataset = %d, "checking");
         match check_dataset(
             stores.store.clone(),
             &stores.registry,

@@ -9,30 +9,19 @@ use onepipe_warehouse_loader::{Config, Loader, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = Config::parse();
-    let _telemetry = match onepipe_core::telemetry::init("warehouse-loader") {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("warehouse-loader: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let admin_listener = match tokio::net::TcpListener::bind(&config.admin_listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(addr = %config.admin_listen, error = %e, "cannot bind the admin port");
-            return ExitCode::from(2);
-        }
-    };
+    onepipe_core::telemetry::main_with("warehouse-loader", serve(Config::parse())).await
+}
+
+async fn serve(config: Config) -> Result<ExitCode, String> {
+    let admin_listener = tokio::net::TcpListener::bind(&config.admin_listen)
+        .await
+        .map_err(|e| format!("cannot bind the admin port {}: {e}", config.admin_listen))?;
     let metrics = Metrics::new();
-    let loader = match Loader::connect(&config, metrics.clone()).await {
-        Ok(l) => Arc::new(l),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start");
-            eprintln!("warehouse-loader: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let loader = Arc::new(
+        Loader::connect(&config, metrics.clone())
+            .await
+            .map_err(|e| e.to_string())?,
+    );
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let ready_loader = loader.clone();
     let ready: admin::ReadyCheck = Arc::new(move || {
@@ -55,9 +44,9 @@ async fn main() -> ExitCode {
     let ok = run(&loader, &config, stopped).await;
     admin.abort();
     tracing::info!(ok, "stopped");
-    if ok {
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    }
+    })
 }
