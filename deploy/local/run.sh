@@ -100,7 +100,7 @@ cat >"$data/page_views.avsc" <<'EOF'
 EOF
 "$bin/onepipe" --registry "$registry" topic create "$topic" --schema-file "$data/page_views.avsc" \
   --unique-key view_id --merge max_by:version --sort-key at,view_id --partition-time at \
-  --checks sum:duration_ms,row_checksum --partitions 3 --replication-factor 1 \
+  --checks sum:duration_ms,row_checksum --partitions 3 \
   --kafka-bootstrap "$ONEPIPE_KAFKA_BOOTSTRAP"
 
 start copycat --registry "$registry" --object-store "$archive" --topics "^${topic}\$" \

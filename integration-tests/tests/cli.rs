@@ -188,3 +188,45 @@ async fn bad_metadata_is_refused_with_the_reason() {
     assert!(err.contains("merge strategy"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The local stack has one broker: `topic create` with no `--replication-factor` takes the
+/// broker's default instead of asking for 3 replicas it cannot have.
+#[tokio::test]
+async fn topic_create_takes_the_brokers_replication_factor_by_default() {
+    let bootstrap = endpoint("ONEPIPE_KAFKA_BOOTSTRAP");
+    let (registry, _stop) = start_registry(Tokens::default()).await;
+    let dir = std::env::temp_dir().join(unique_name("onepipe-cli"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let schema_file = dir.join("api_calls.avsc");
+    std::fs::write(&schema_file, SCHEMA).unwrap();
+    let topic = unique_name("api_calls");
+    let create = [
+        "topic",
+        "create",
+        &topic,
+        "--schema-file",
+        schema_file.to_str().unwrap(),
+        "--unique-key",
+        "call_id",
+        "--partitions",
+        "2",
+        "--kafka-bootstrap",
+        &bootstrap,
+    ];
+    let (code, out) = onepipe(&registry, &create).await;
+    assert_eq!(code.unwrap(), 0, "{out}");
+    assert!(
+        out.contains("kafka: topic") && out.contains("created"),
+        "{out}"
+    );
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let md = consumer
+        .fetch_metadata(Some(&topic), Duration::from_secs(10))
+        .unwrap();
+    let partitions = md.topics()[0].partitions();
+    assert_eq!(partitions.len(), 2);
+    assert!(partitions.iter().all(|p| p.replicas().len() == 1));
+}

@@ -19,7 +19,7 @@ async fn replicas_share_one_database() {
     let b = Store::open(&url).await.unwrap();
     let schema = r#"{"type":"record","name":"R","fields":[{"name":"id","type":"long"}]}"#;
     let v = a
-        .insert_version("r-value", schema, schema)
+        .insert_version("r-value", schema, schema, 1)
         .await
         .unwrap()
         .unwrap();

@@ -248,8 +248,10 @@ pub struct CreateTopic {
     /// Partitions of a new Kafka topic.
     #[arg(long, default_value_t = 6)]
     pub partitions: i32,
-    /// Replication factor of a new Kafka topic.
-    #[arg(long, default_value_t = 3)]
+    /// Replication factor of a new Kafka topic. The default, -1, takes the brokers' own
+    /// `default.replication.factor` (as `kafka-topics.sh` does), so it works on a one-broker
+    /// cluster and follows a production cluster's policy; give a number to override it.
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     pub replication_factor: i32,
     /// Kafka bootstrap servers.
     #[arg(long, env = "ONEPIPE_KAFKA_BOOTSTRAP")]

@@ -2,6 +2,7 @@
 //!
 //! - [`wire`]: the Kafka record value (`0x00 | schema id | Avro datum`) and key formats.
 //! - [`metadata`]: per-topic metadata held by the registry (unique key, merge strategy, checks).
+//! - [`secret`]: tokens and keys compared in constant time.
 //! - [`store`]: an object store opened from a URL (`file://`, `s3://`, `memory://`).
 //! - [`telemetry`]: logs and traces for a service's `main`.
 //! - [`units`]: durations, sizes and `KEY=VALUE` options as every command line takes them.
@@ -18,6 +19,7 @@
 pub mod admin;
 pub mod error;
 pub mod metadata;
+pub mod secret;
 pub mod store;
 pub mod telemetry;
 pub mod units;

@@ -10,6 +10,7 @@
 //! A topic pattern is a topic name, or a prefix ending in `*`. Keys are sent as
 //! `Authorization: Bearer KEY` or `X-API-Key: KEY`.
 
+use onepipe_core::secret::Secret;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -97,7 +98,15 @@ impl ApiKeys {
                     .to_string(),
             ));
         };
-        let Some(key) = self.keys.iter().find(|k| constant_eq(&k.key, presented)) else {
+        // Every key is compared, so the time taken does not say which one matched.
+        let presented = Secret::new(presented);
+        let mut found = None;
+        for k in &self.keys {
+            if presented.matches(&k.key) && found.is_none() {
+                found = Some(k);
+            }
+        }
+        let Some(key) = found else {
             return Err(Denied::Unauthenticated(
                 "the API key is not valid".to_string(),
             ));
@@ -118,16 +127,6 @@ fn matches(pattern: &str, topic: &str) -> bool {
         Some(prefix) => topic.starts_with(prefix),
         None => pattern == topic,
     }
-}
-
-/// Compares without stopping at the first differing byte, so timing does not tell
-/// how much of a guessed key was right.
-fn constant_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

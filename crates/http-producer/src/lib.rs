@@ -308,11 +308,12 @@ fn client_error(e: ClientError) -> ApiError {
             ApiError::unavailable(format!("the schema registry cannot be reached: {e}"))
         }
         other => {
+            // The detail is for the operator's log; the client gets a stable message.
             tracing::error!(error = %other, "unexpected failure");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
-                other.to_string(),
+                "internal error in http-producer; its log has the cause",
             )
         }
     }

@@ -2,6 +2,8 @@
 //! with a read token set, every read needs it (or the admin token). Without tokens
 //! the registry is open, as on a developer's machine.
 
+use onepipe_core::secret::Secret;
+
 /// What a request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -61,8 +63,20 @@ impl Tokens {
         }
         match authorization.and_then(|v| v.strip_prefix("Bearer ")) {
             None => Err(Denied::Missing(access)),
-            Some(t) if accepted.contains(&t) => Ok(()),
-            Some(_) => Err(Denied::Wrong(access)),
+            Some(t) => {
+                // Compared in constant time, every accepted token, so the time taken
+                // says neither how much of a guess was right nor which token matched.
+                let presented = Secret::new(t);
+                let mut ok = false;
+                for a in &accepted {
+                    ok |= presented.matches(a);
+                }
+                if ok {
+                    Ok(())
+                } else {
+                    Err(Denied::Wrong(access))
+                }
+            }
         }
     }
 }

@@ -7,6 +7,9 @@
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem;
 
+/// What a client is told of an internal error (the detail goes to the registry's log).
+pub const INTERNAL_MESSAGE: &str = "internal error in the registry; its log has the cause";
+
 /// Everything the registry can refuse or fail at.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

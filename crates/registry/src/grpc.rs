@@ -97,8 +97,9 @@ pub fn status(e: Error) -> Status {
         | Error::NoCertificate
         | Error::TlsCertificate(_)
         | Error::TlsSettings(_) => {
+            // The detail (a database error, a file path) is for the operator's log only.
             tracing::error!(error = %msg, "registry request failed");
-            Status::internal(msg)
+            Status::internal(crate::error::INTERNAL_MESSAGE)
         }
     }
 }
@@ -420,5 +421,24 @@ impl RegistryApi for GrpcService {
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_keep_their_detail_in_the_log() {
+        let s = status(Error::Database(sqlx::Error::Protocol(
+            "password authentication failed for user onepipe at 10.1.2.3".into(),
+        )));
+        assert_eq!(s.code(), tonic::Code::Internal);
+        assert_eq!(s.message(), crate::error::INTERNAL_MESSAGE);
+        let s = status(Error::Corrupt("row 7 of subject_versions".into()));
+        assert_eq!(s.message(), crate::error::INTERNAL_MESSAGE);
+        // What a client did wrong is still told.
+        let s = status(Error::SubjectNotFound("orders-value".into()));
+        assert!(s.message().contains("orders-value"));
     }
 }

@@ -43,7 +43,12 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let code = e.code();
         if code >= 50000 {
+            // The detail (a database error, a file path) is for the operator's log only.
             tracing::error!(error = %e, "registry request failed");
+            return ApiError {
+                code,
+                message: crate::error::INTERNAL_MESSAGE.to_string(),
+            };
         }
         ApiError {
             code,
@@ -483,5 +488,16 @@ mod tests {
         assert_eq!(http_status(409), StatusCode::CONFLICT);
         assert_eq!(http_status(42201), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(http_status(50001), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn internal_errors_keep_their_detail_in_the_log() {
+        let e = ApiError::from(Error::Database(sqlx::Error::Protocol(
+            "password authentication failed for user onepipe at 10.1.2.3".into(),
+        )));
+        assert_eq!(e.code, 50001);
+        assert_eq!(e.message, crate::error::INTERNAL_MESSAGE);
+        let e = ApiError::from(Error::SubjectNotFound("orders-value".into()));
+        assert!(e.message.contains("orders-value"));
     }
 }

@@ -85,6 +85,10 @@ impl Registry {
             if let Some(existing) = self.store.find_in_subject(subject, &key).await? {
                 return Ok(existing);
             }
+            // The version number is taken before the checks and inserted exactly: a
+            // registration that another replica beat to it checks again against what that
+            // one registered, so no version is ever stored unchecked against its predecessor.
+            let next = self.store.next_version(subject).await?;
             let problems = self.compatibility_problems(subject, &schema, None).await?;
             if !problems.is_empty() {
                 self.refused("incompatible");
@@ -105,7 +109,7 @@ impl Registry {
                     )));
                 }
             }
-            if let Some(v) = self.store.insert_version(subject, &key, text).await? {
+            if let Some(v) = self.store.insert_version(subject, &key, text, next).await? {
                 tracing::info!(subject, version = v.version, id = v.id, "schema registered");
                 self.metrics
                     .inc(m::SCHEMAS_REGISTERED, m::SCHEMAS_REGISTERED_HELP, &[], 1);

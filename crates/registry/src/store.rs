@@ -159,11 +159,26 @@ impl Store {
     /// Adds `schema` as the next version of `subject` (the id is shared with every other
     /// subject holding the same canonical form). Returns `None` when another writer took
     /// the version number first: the caller re-checks and tries again.
+    /// The version number the next registration under `subject` takes: one above every
+    /// version it ever had, soft-deleted ones included.
+    pub async fn next_version(&self, subject: &str) -> Result<i64> {
+        Ok(sqlx::query(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM subject_versions WHERE subject = $1",
+        )
+        .bind(subject)
+        .fetch_one(&self.pool)
+        .await?
+        .get(0))
+    }
+
+    /// Inserts the schema as exactly `version` of `subject` (compare and insert): `None`
+    /// when that version is taken already, by another registration that got there first.
     pub async fn insert_version(
         &self,
         subject: &str,
         canonical: &str,
         schema: &str,
+        version: i64,
     ) -> Result<Option<SubjectVersion>> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO schemas (canonical, schema_text) VALUES ($1, $2) ON CONFLICT (canonical) DO NOTHING")
@@ -176,13 +191,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?
             .get(0);
-        let next: i64 = sqlx::query(
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM subject_versions WHERE subject = $1",
-        )
-        .bind(subject)
-        .fetch_one(&mut *tx)
-        .await?
-        .get(0);
+        let next = version;
         let inserted = sqlx::query(
             "INSERT INTO subject_versions (subject, version, schema_id, deleted) VALUES ($1, $2, $3, 0) \
              ON CONFLICT (subject, version) DO NOTHING",

@@ -18,7 +18,12 @@ async fn register(store: &Store, subject: &str, schema: &str) -> (i64, i64) {
         return (v.id, v.version);
     }
     loop {
-        if let Some(v) = store.insert_version(subject, schema, schema).await.unwrap() {
+        let next = store.next_version(subject).await.unwrap();
+        if let Some(v) = store
+            .insert_version(subject, schema, schema, next)
+            .await
+            .unwrap()
+        {
             return (v.id, v.version);
         }
     }
