@@ -134,7 +134,7 @@ step "warehouse-loader: load the SQLite warehouse ($data/warehouse.db)"
 step "verifier: do the raw archive, the clean archive and the warehouse agree?"
 set +e
 "$bin/verifier" --registry "$registry" --object-store "$archive" --warehouse "$warehouse" \
-  --kafka-bootstrap "$ONEPIPE_KAFKA_BOOTSTRAP" --lag-window-secs 2 check --dataset "$topic" 2>/dev/null \
+  --kafka-bootstrap "$ONEPIPE_KAFKA_BOOTSTRAP" --lag-window 2s check --dataset "$topic" 2>/dev/null \
   | tail -n 25
 verdict=${PIPESTATUS[0]}
 python3 "$root/deploy/local/demo.py" report --topic "$topic" --state "$data/demo-state.json" \
