@@ -73,34 +73,23 @@ pub async fn run(
         .await
 }
 
-/// The one mapping from registry errors to gRPC statuses.
+/// Registry errors as gRPC statuses, derived from their one error code ([`Error::code`]),
+/// so REST and gRPC agree on what each error is.
 pub fn status(e: Error) -> Status {
+    let code = e.code();
+    if code >= 50000 {
+        // The detail (a database error, a file path) is for the operator's log only.
+        tracing::error!(error = %e, "registry request failed");
+        return Status::internal(crate::error::INTERNAL_MESSAGE);
+    }
     let msg = e.to_string();
-    match e {
-        Error::SubjectNotFound(_)
-        | Error::VersionNotFound { .. }
-        | Error::SchemaNotFound(_)
-        | Error::SchemaNotInSubject(_)
-        | Error::TopicNotFound(_) => Status::not_found(msg),
-        Error::TopicExists(_) => Status::already_exists(msg),
-        Error::InvalidSchema(_) | Error::InvalidVersion(_) | Error::InvalidMetadata(_) => {
-            Status::invalid_argument(msg)
-        }
-        Error::Incompatible { .. } | Error::NotSoftDeleted { .. } => {
-            Status::failed_precondition(msg)
-        }
-        Error::DatabaseUrl { .. }
-        | Error::Database(_)
-        | Error::Migrate(_)
-        | Error::Corrupt(_)
-        | Error::TlsPem { .. }
-        | Error::NoCertificate
-        | Error::TlsCertificate(_)
-        | Error::TlsSettings(_) => {
-            // The detail (a database error, a file path) is for the operator's log only.
-            tracing::error!(error = %msg, "registry request failed");
-            Status::internal(crate::error::INTERNAL_MESSAGE)
-        }
+    match code {
+        // A soft delete must come first: a precondition, not a missing thing.
+        40407 => Status::failed_precondition(msg),
+        40400..=40499 => Status::not_found(msg),
+        40901 => Status::already_exists(msg),
+        409 => Status::failed_precondition(msg),
+        _ => Status::invalid_argument(msg),
     }
 }
 
