@@ -6,7 +6,7 @@
 
 use rdkafka::error::KafkaError;
 
-/// Everything that can go wrong while archiving, replaying or checking.
+/// Everything that can go wrong while archiving.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("kafka: {0}")]
@@ -23,14 +23,8 @@ pub enum Error {
     Registry(#[from] onepipe_client::Error),
     #[error(transparent)]
     Archive(#[from] onepipe_archive::Error),
-    #[error("raw file {path}: {reason}")]
-    BadRawFile { path: String, reason: String },
-    #[error("checkpoint {path}: {reason}")]
-    BadCheckpoint { path: String, reason: String },
     #[error("invalid --topics regex: {0}")]
     Regex(regex::Error),
-    #[error("{0}")]
-    Config(String),
     /// Archiving cannot go on safely (an upload kept failing, recovery could not read
     /// the archive); the process should exit non-zero and be restarted.
     #[error("{0}")]
