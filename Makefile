@@ -36,6 +36,7 @@ bench:
 	cargo bench -p onepipe-registry --bench get_schema
 	@eval "$$($(STACK) env)"; cargo bench -p onepipe-integration-tests --bench http_producer
 	@eval "$$($(STACK) env)"; cargo bench -p onepipe-copycat --bench archive
+	cargo bench -p onepipe-archive --bench listing
 	cargo bench -p onepipe-copydog --bench merge
 	@eval "$$($(STACK) env)"; cargo bench -p onepipe-warehouse-loader --bench load
 	@eval "$$($(STACK) env)"; cargo bench -p onepipe-verifier --bench checks

@@ -158,6 +158,9 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# The log cleaner looks for topics to compact every half second (default 15 s), so tests of
+# compacted topics do not wait.
+log.cleaner.backoff.ms=500
 EOF
   cat >"$dir/log4j2.properties" <<'EOF'
 status = warn

@@ -66,6 +66,18 @@ pub async fn write_raw(
         last_offset: records[records.len() - 1].0,
     };
     let bytes = onepipe_archive::raw::encode(&batch.finish().expect("raw batch")).expect("encode");
+    // Claimed first, as copycat does, and checkpointed after.
+    let claim = onepipe_archive::checkpoint::Claim {
+        topic: topic.to_string(),
+        partition,
+        first_offset: file.first_offset,
+        last_offset: file.last_offset,
+        owner: "write_raw".into(),
+        file: Some(file.path()),
+    };
+    onepipe_archive::checkpoint::claim(store, &claim)
+        .await
+        .expect("claiming a raw file");
     store
         .put(
             &object_store::path::Path::from(file.path().as_str()),
@@ -73,6 +85,22 @@ pub async fn write_raw(
         )
         .await
         .expect("uploading a raw file");
+    let checkpoint = onepipe_archive::checkpoint::Checkpoint {
+        topic: topic.to_string(),
+        partition,
+        last_offset: file.last_offset,
+        file: file.path(),
+        files_claimed: true,
+    };
+    let newer = onepipe_archive::checkpoint::read(store, topic, partition)
+        .await
+        .expect("reading a checkpoint")
+        .is_some_and(|c| c.last_offset > file.last_offset);
+    if !newer {
+        onepipe_archive::checkpoint::write(store, &checkpoint)
+            .await
+            .expect("writing a checkpoint");
+    }
 }
 
 /// Every batch of a Parquet object (a clean file, a rejects file), read whole.
@@ -125,16 +153,27 @@ pub async fn dataset_writer(
 
 /// Creates a topic on the stack's broker (auto-creation is off there) and waits for it.
 pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    create_topic_with(bootstrap, topic, partitions, &[]).await
+}
+
+/// Creates a topic with topic-level settings (`cleanup.policy`, `segment.ms`, …).
+pub async fn create_topic_with(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    settings: &[(&str, &str)],
+) {
+    let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (k, v) in settings {
+        new_topic = new_topic.set(k, v);
+    }
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("kafka admin client");
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
-        .create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &opts,
-        )
+        .create_topics(&[new_topic], &opts)
         .await
         .unwrap_or_else(|e| panic!("creating topic {topic} on {bootstrap}: {e}"));
     for r in results {

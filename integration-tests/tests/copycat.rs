@@ -192,6 +192,7 @@ fn start_in_process(
         config,
         store,
         onepipe_core::admin::Metrics::new(),
+        std::sync::Arc::new(onepipe_copycat::health::Health::new()),
         async {
             let _ = stopped.await;
         },
@@ -708,4 +709,320 @@ async fn follows_the_topics_the_registry_lists() {
     task.await.unwrap().unwrap();
     let (archived, _) = read_archive(store.as_ref(), &topic).await;
     assert_exactly_once(&produced, &archived);
+}
+
+/// Writes the claim of a copycat that claimed `first..=last` and died before uploading.
+async fn dead_owner_claims(store: &dyn ObjectStore, topic: &str, first: i64, last: i64) {
+    let claim = onepipe_archive::checkpoint::Claim {
+        topic: topic.to_string(),
+        partition: 0,
+        first_offset: first,
+        last_offset: last,
+        owner: "copycat-that-died".into(),
+        file: None,
+    };
+    let claimed = onepipe_archive::checkpoint::claim(store, &claim)
+        .await
+        .unwrap();
+    assert_eq!(claimed, onepipe_archive::checkpoint::Claimed::New);
+}
+
+/// Produces `(key, value)` records to partition 0 with Kafka timestamp `ts`, in order;
+/// returns their offsets.
+async fn produce_keyed(
+    bootstrap: &str,
+    topic: &str,
+    ts: i64,
+    records: &[(String, String)],
+) -> Vec<i64> {
+    let p = producer(bootstrap);
+    let mut offsets = Vec::new();
+    for (k, v) in records {
+        let fr: FutureRecord<'_, str, str> = FutureRecord::to(topic)
+            .partition(0)
+            .timestamp(ts)
+            .key(k.as_str())
+            .payload(v.as_str());
+        let d = p.send(fr, Duration::from_secs(30)).await;
+        offsets.push(d.unwrap_or_else(|(e, _)| panic!("produce: {e}")).offset);
+    }
+    offsets
+}
+
+/// (offset, value) of every record partition 0 holds now, read from the beginning.
+fn kafka_offsets(bootstrap: &str, topic: &str) -> Vec<(i64, Vec<u8>)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique_name("peek"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        match c.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => out.push((m.offset(), m.payload().unwrap_or_default().to_vec())),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return out,
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    panic!("reading {topic} did not reach its end");
+}
+
+/// Every raw file of partition 0 as (first, last) and every archived (offset, value).
+async fn archived_offsets(
+    store: &dyn ObjectStore,
+    topic: &str,
+) -> (Vec<(i64, i64)>, Vec<(i64, Vec<u8>)>) {
+    let (mut files, _) = onepipe_archive::checkpoint::list_raw(store, &format!("raw/{topic}/"))
+        .await
+        .unwrap();
+    files.sort_by_key(|f| f.first_offset);
+    let mut records = Vec::new();
+    for f in &files {
+        let path = f.path();
+        let data = store
+            .get(&Path::from(path.as_str()))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        for r in onepipe_archive::raw::decode(&path, data).unwrap() {
+            assert!(
+                (f.first_offset..=f.last_offset).contains(&r.offset),
+                "{path} holds offset {}",
+                r.offset
+            );
+            records.push((r.offset, r.value.unwrap_or_default()));
+        }
+    }
+    let ranges = files
+        .iter()
+        .map(|f| (f.first_offset, f.last_offset))
+        .collect();
+    (ranges, records)
+}
+
+/// Runs copycat on `topic` until raw/ holds partition 0 up to `last`; fails as soon as
+/// copycat stops on its own (a fatal error) rather than waiting.
+async fn archive_until(bootstrap: &str, url: &str, topic: &str, group: &str, last: i64) {
+    let store = onepipe_core::store::open(url).unwrap();
+    let (task, stop) = start_in_process(copycat_args(bootstrap, url, topic, group));
+    let started = Instant::now();
+    loop {
+        if task.is_finished() {
+            let why = task.await.unwrap();
+            panic!("copycat stopped on its own before archiving offset {last}: {why:?}");
+        }
+        let report = onepipe_archive::check::check(store.as_ref(), topic)
+            .await
+            .unwrap();
+        if report.partitions.iter().any(|p| p.last_offset >= last) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "raw/ lacks offset {last} after 60 s: {report:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let _ = stop.send(());
+    task.await.unwrap().expect("copycat stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claimed_range_whose_end_was_compacted_away_is_archived_without_a_crash_loop() {
+    let bootstrap = endpoint("ONEPIPE_KAFKA_BOOTSTRAP");
+    let topic = unique_name("cc_compacted");
+    onepipe_integration_tests::create_topic_with(
+        &bootstrap,
+        &topic,
+        1,
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.ms", "200"),
+            ("min.cleanable.dirty.ratio", "0.001"),
+            ("min.compaction.lag.ms", "0"),
+        ],
+    )
+    .await;
+    let url = store_url();
+    let store = onepipe_core::store::open(&url).unwrap();
+    let rec = |k: usize, v: &str| (format!("k{k}"), format!("{v}{k}"));
+    // Offsets 0..=9, keys k0..k9. A copycat claimed 0..=9 and died before its upload.
+    let first: Vec<_> = (0..10).map(|k| rec(k, "a")).collect();
+    assert_eq!(
+        produce_keyed(&bootstrap, &topic, BASE_TS, &first).await,
+        (0..10).collect::<Vec<_>>()
+    );
+    dead_owner_claims(store.as_ref(), &topic, 0, 9).await;
+    // k8 and k9 written again (offsets 10, 11): compaction removes offsets 8 and 9, the
+    // end of the claimed range. A later record rolls the segment so it can be cleaned
+    // (Kafka rolls by the records' timestamps: a second past the segment's first).
+    produce_keyed(&bootstrap, &topic, BASE_TS, &[rec(8, "b"), rec(9, "b")]).await;
+    produce_keyed(&bootstrap, &topic, BASE_TS + 1000, &[rec(20, "c")]).await;
+    let started = Instant::now();
+    let survivors = loop {
+        let now = kafka_offsets(&bootstrap, &topic);
+        if !now.iter().any(|(o, _)| *o == 9) {
+            break now;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "Kafka did not compact {topic}: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let offsets: Vec<i64> = survivors.iter().map(|(o, _)| *o).collect();
+    assert_eq!(offsets, vec![0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12]);
+
+    // Twice: the first run writes the claimed range as claimed, a restart goes on.
+    let group = unique_name("g");
+    archive_until(&bootstrap, &url, &topic, &group, 12).await;
+    produce_keyed(&bootstrap, &topic, BASE_TS + 2000, &[rec(21, "d")]).await;
+    archive_until(&bootstrap, &url, &topic, &group, 13).await;
+
+    let (files, records) = archived_offsets(store.as_ref(), &topic).await;
+    assert_eq!(files[0], (0, 9), "the claimed range is one file: {files:?}");
+    let mut want = survivors;
+    want.push((13, b"d21".to_vec()));
+    assert_eq!(records, want, "files {files:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claimed_range_cut_by_retention_while_copycat_was_down_is_skipped_cleanly() {
+    let bootstrap = endpoint("ONEPIPE_KAFKA_BOOTSTRAP");
+    let topic = unique_name("cc_retention");
+    create_topic(&bootstrap, &topic, 1).await;
+    let url = store_url();
+    let store = onepipe_core::store::open(&url).unwrap();
+    let group = unique_name("g");
+    let rec = |k: usize| (format!("k{k}"), format!("v{k}"));
+    produce_keyed(
+        &bootstrap,
+        &topic,
+        BASE_TS,
+        &(0..10).map(rec).collect::<Vec<_>>(),
+    )
+    .await;
+    archive_until(&bootstrap, &url, &topic, &group, 9).await;
+
+    // While copycat is down: 10..=19 arrive, an instance claimed 10..=14 and 15..=17 and
+    // died, and retention deletes everything before 12 and so the start of the claim.
+    produce_keyed(
+        &bootstrap,
+        &topic,
+        BASE_TS,
+        &(10..20).map(rec).collect::<Vec<_>>(),
+    )
+    .await;
+    dead_owner_claims(store.as_ref(), &topic, 10, 14).await;
+    dead_owner_claims(store.as_ref(), &topic, 15, 17).await;
+    delete_records_before(&bootstrap, &topic, 12).await;
+
+    archive_until(&bootstrap, &url, &topic, &group, 19).await;
+    produce_keyed(&bootstrap, &topic, BASE_TS, &[rec(20)]).await;
+    archive_until(&bootstrap, &url, &topic, &group, 20).await;
+
+    let (files, records) = archived_offsets(store.as_ref(), &topic).await;
+    let offsets: Vec<i64> = records.iter().map(|(o, _)| *o).collect();
+    let want: Vec<i64> = (0..10).chain(12..21).collect();
+    assert_eq!(offsets, want, "files {files:?}");
+    assert!(
+        files.contains(&(15, 17)),
+        "the later claim is written as claimed: {files:?}"
+    );
+    for (o, v) in &records {
+        assert_eq!(v, format!("v{o}").as_bytes());
+    }
+}
+
+/// What retention does: moves the log start offset of partition 0 to `before`.
+async fn delete_records_before(bootstrap: &str, topic: &str, before: i64) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(before))
+        .unwrap();
+    let done = admin
+        .delete_records(&tpl, &AdminOptions::new())
+        .await
+        .unwrap_or_else(|e| panic!("deleting records of {topic}: {e}"));
+    for e in done.elements() {
+        if let Some(err) = e.error().err() {
+            panic!("deleting records of {topic}: {err}");
+        }
+    }
+}
+
+/// `/readyz` of a copycat process, polled until it answers `want` (200 or 503) with a
+/// body containing `saying`, or 60 s; returns the body.
+async fn readyz_until(admin: &str, want: u16, saying: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let reply = onepipe_integration_tests::http("GET", admin, "/readyz", &[], b"").await;
+        let body = String::from_utf8_lossy(&reply.body).into_owned();
+        if reply.status == want && body.contains(saying) {
+            return body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "/readyz stayed {} ({body}), want {want}",
+            reply.status
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readyz_says_not_ready_while_a_secured_registry_refuses_copycat() {
+    let bootstrap = endpoint("ONEPIPE_KAFKA_BOOTSTRAP");
+    let tokens = onepipe_registry::auth::Tokens::new(Some("adm1n".into()), Some("r3ad".into()));
+    let (registry, _stop_registry) = start_registry(tokens).await;
+    let bin = copycat_binary();
+    let url = store_url();
+    let group = unique_name("g");
+    let base = |token: Option<&str>| {
+        let mut args = copycat_args(&bootstrap, &url, "unused", &group);
+        let at = args.iter().position(|a| a == "--topics").unwrap();
+        args.drain(at..at + 2);
+        args.extend(["--registry".to_string(), registry.clone()]);
+        if let Some(t) = token {
+            args.extend(["--registry-token".to_string(), t.to_string()]);
+        }
+        args
+    };
+    let log = std::env::temp_dir().join(format!("{group}.log"));
+
+    // Without the token it can archive nothing, and says so.
+    let args = base(None);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let refused = onepipe_integration_tests::spawn_service(&bin, &args, &[], &["admin"], &log);
+    let body = readyz_until(&refused.addrs["admin"], 503, "registry").await;
+    assert!(
+        body.contains("Unauthenticated") || body.contains("token"),
+        "{body}"
+    );
+    // And keeps saying so.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    readyz_until(&refused.addrs["admin"], 503, "registry").await;
+    drop(refused);
+
+    // With it, ready once the topic set is known (here empty: nothing to be assigned).
+    let args = base(Some("r3ad"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut served = onepipe_integration_tests::spawn_service(&bin, &args, &[], &["admin"], &log);
+    readyz_until(&served.addrs["admin"], 200, "ready").await;
+    assert_eq!(served.terminate(), Some(0));
 }

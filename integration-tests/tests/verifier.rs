@@ -651,6 +651,7 @@ fn start_copycat(
         config,
         store,
         onepipe_core::admin::Metrics::new(),
+        std::sync::Arc::new(onepipe_copycat::health::Health::new()),
         async {
             let _ = stopped.await;
         },
@@ -1229,4 +1230,57 @@ async fn a_raw_file_missing_between_others_is_named_with_its_records() {
         )]
     );
     assert_eq!(report.mismatches, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_is_not_ready_while_the_registry_refuses_it() {
+    let tokens = Tokens::new(Some("adm1n".into()), Some("r3ad".into()));
+    let (registry, _stop) = start_registry(tokens).await;
+    let bin = onepipe_integration_tests::service_binary("onepipe-verifier", "verifier");
+    let store = fresh_store_url();
+    let log = std::env::temp_dir().join(format!("{}.log", unique_name("verifier-serve")));
+    let args = |token: Option<&'static str>| {
+        let mut a = vec![
+            "--registry",
+            registry.as_str(),
+            "--object-store",
+            store.as_str(),
+            "--admin-listen",
+            "127.0.0.1:0",
+        ];
+        if let Some(t) = token {
+            a.extend(["--registry-token", t]);
+        }
+        a.extend(["serve", "--interval", "1s"]);
+        a
+    };
+    let readyz = |admin: String, want: u16, saying: &'static str| async move {
+        let started = std::time::Instant::now();
+        loop {
+            let r = onepipe_integration_tests::http("GET", &admin, "/readyz", &[], b"").await;
+            let body = String::from_utf8_lossy(&r.body).into_owned();
+            if r.status == want && body.contains(saying) {
+                return body;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "/readyz stayed {} ({body}), want {want}",
+                r.status
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    };
+
+    let refused =
+        onepipe_integration_tests::spawn_service(&bin, &args(None), &[], &["admin"], &log);
+    readyz(refused.addrs["admin"].clone(), 503, "registry").await;
+    // Several rounds later it still says so (it used to check nothing and look healthy).
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    readyz(refused.addrs["admin"].clone(), 503, "registry").await;
+    drop(refused);
+
+    let mut served =
+        onepipe_integration_tests::spawn_service(&bin, &args(Some("r3ad")), &[], &["admin"], &log);
+    readyz(served.addrs["admin"].clone(), 200, "ready").await;
+    assert_eq!(served.terminate(), Some(0));
 }

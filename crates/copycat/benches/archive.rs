@@ -167,6 +167,7 @@ async fn copycat(bootstrap: &str, topic: &str, n: u64) -> Duration {
         config,
         store,
         metrics.clone(),
+        std::sync::Arc::new(onepipe_copycat::health::Health::new()),
         async {
             let _ = stopped.await;
         },

@@ -15,6 +15,9 @@
 //! - Revocation: open files are dropped (the next owner reads those records again),
 //!   files already finished are uploaded, then offsets are committed and the partitions
 //!   given back. So a new owner always starts after everything that was uploaded.
+//!   Uploads still running after `--revoke-timeout` (an object store outage) are
+//!   abandoned, so the rebalance never outlasts `max.poll.interval.ms`: their ranges
+//!   are claimed, and the next owner writes exactly those ranges.
 //! - Memory: open files plus files being uploaded stay under `--max-buffer-bytes`: above
 //!   it the largest open files are finished early, and if uploads lag behind, fetching
 //!   pauses until they catch up.
@@ -41,11 +44,12 @@ use tokio::task::JoinHandle;
 
 use crate::buffer::{Limits, PartitionBuffer, Pushed, Sealed};
 use crate::config::Config;
+use crate::health::Health;
 use crate::metrics as m;
 use crate::topics::{self, TopicSet};
 use crate::upload::{upload, with_retries};
 use crate::{Error, Result};
-use futures::TryFutureExt;
+use futures::{FutureExt, TryFutureExt};
 use onepipe_archive::checkpoint::{self, Checkpoint};
 
 /// Tries of one upload or checkpoint write before copycat gives up (and exits non-zero
@@ -61,9 +65,10 @@ pub async fn run(
     config: Config,
     store: Arc<dyn ObjectStore>,
     metrics: Metrics,
+    health: Arc<Health>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let topics = topics::follow(&config)?;
+    let topics = topics::follow(&config, health.clone())?;
     let stop = Arc::new(AtomicBool::new(false));
     let stopper = stop.clone();
     let shutdown_task = tokio::spawn(async move {
@@ -77,9 +82,11 @@ pub async fn run(
             max_bytes: config.max_file_bytes.max(1),
             max_span_ms: config.max_file_span.as_millis().min(i64::MAX as u128) as i64,
         },
+        revoke_timeout: config.revoke_timeout,
         uploads: Arc::new(Uploads {
             store,
             metrics,
+            health,
             multipart_threshold: config.multipart_threshold,
             buffered: AtomicUsize::new(0),
             done: Mutex::new(HashMap::new()),
@@ -101,14 +108,30 @@ type Key = (String, i32);
 struct Shared {
     handle: Handle,
     limits: Limits,
+    /// How long a revoke waits for the revoked partitions' uploads.
+    revoke_timeout: Duration,
     uploads: Arc<Uploads>,
     parts: Mutex<HashMap<String, HashMap<i32, Part>>>,
+}
+
+impl Part {
+    /// Hands a finished file to the partition's upload task.
+    fn upload(&self, s: Sealed) {
+        hand_over(&self.uploads, &self.pending, s);
+    }
+}
+
+fn hand_over(uploads: &mpsc::UnboundedSender<Sealed>, pending: &AtomicUsize, s: Sealed) {
+    pending.fetch_add(s.bytes, Ordering::SeqCst);
+    let _ = uploads.send(s);
 }
 
 struct Part {
     buffer: PartitionBuffer,
     uploads: mpsc::UnboundedSender<Sealed>,
     task: JoinHandle<()>,
+    /// Bytes of files handed to `task` and not uploaded yet.
+    pending: Arc<AtomicUsize>,
     /// The next offset when last looked at, and since when it has not moved (idle
     /// detection without reading the clock for every record).
     seen_next: Option<i64>,
@@ -119,6 +142,7 @@ struct Part {
 struct Uploads {
     store: Arc<dyn ObjectStore>,
     metrics: Metrics,
+    health: Arc<Health>,
     multipart_threshold: usize,
     /// Bytes of open files and of files not yet uploaded.
     buffered: AtomicUsize,
@@ -158,20 +182,24 @@ impl Uploads {
 }
 
 /// Uploads a partition's files in order; stops for good after a failure.
-async fn upload_task(uploads: Arc<Uploads>, mut files: mpsc::UnboundedReceiver<Sealed>) {
+async fn upload_task(
+    uploads: Arc<Uploads>,
+    mut files: mpsc::UnboundedReceiver<Sealed>,
+    pending: Arc<AtomicUsize>,
+) {
     while let Some(sealed) = files.recv().await {
         if uploads.fatal().is_some() {
             return;
         }
         let path = sealed.file.path();
-        if let Err(e) = archive_file(&uploads, sealed).await {
+        if let Err(e) = archive_file(&uploads, sealed, &pending).await {
             uploads.fail(format!("archiving {path}: {e}"));
             return;
         }
     }
 }
 
-async fn archive_file(u: &Uploads, sealed: Sealed) -> Result<()> {
+async fn archive_file(u: &Uploads, sealed: Sealed, pending: &AtomicUsize) -> Result<()> {
     use tracing::Instrument;
     // The upload continues the trace of the first traced record in the file (producers
     // put a W3C traceparent in the Kafka headers).
@@ -183,10 +211,20 @@ async fn archive_file(u: &Uploads, sealed: Sealed) -> Result<()> {
     if let Some(tp) = sealed.batch.traceparent() {
         onepipe_core::telemetry::set_parent(&span, tp);
     }
-    archive_file_in_span(u, sealed).instrument(span).await
+    archive_file_in_span(u, sealed, pending)
+        .instrument(span)
+        .await
 }
 
-async fn archive_file_in_span(u: &Uploads, sealed: Sealed) -> Result<()> {
+/// Notes a failed try of a write to the object store for `/readyz`.
+fn noted<T>(u: &Uploads, what: &str, r: Result<T>) -> Result<T> {
+    if let Err(e) = &r {
+        u.health.store_failed(format!("{what}: {e}"));
+    }
+    r
+}
+
+async fn archive_file_in_span(u: &Uploads, sealed: Sealed, pending: &AtomicUsize) -> Result<()> {
     let Sealed {
         file,
         batch,
@@ -200,9 +238,12 @@ async fn archive_file_in_span(u: &Uploads, sealed: Sealed) -> Result<()> {
         first_offset: file.first_offset,
         last_offset: file.last_offset,
         owner: u.owner.clone(),
+        file: Some(path.clone()),
     };
     let claimed = with_retries("claim", UPLOAD_ATTEMPTS, || {
-        checkpoint::claim(u.store.as_ref(), &claim).err_into()
+        checkpoint::claim(u.store.as_ref(), &claim)
+            .err_into()
+            .map(|r| noted(u, "claim", r))
     })
     .await?;
     if let checkpoint::Claimed::Conflict(other) = claimed {
@@ -230,6 +271,7 @@ async fn archive_file_in_span(u: &Uploads, sealed: Sealed) -> Result<()> {
         let location = &location;
         async move {
             let r = upload(u.store.as_ref(), location, data, u.multipart_threshold).await;
+            let r = noted(u, "upload", r);
             if r.is_err() {
                 u.metrics
                     .inc(m::UPLOAD_FAILURES, m::UPLOAD_FAILURES_HELP, &labels, 1);
@@ -243,9 +285,12 @@ async fn archive_file_in_span(u: &Uploads, sealed: Sealed) -> Result<()> {
         partition: file.partition,
         last_offset: file.last_offset,
         file: path.clone(),
+        files_claimed: true,
     };
     with_retries("checkpoint", UPLOAD_ATTEMPTS, || {
-        checkpoint::write(u.store.as_ref(), &checkpoint).err_into()
+        checkpoint::write(u.store.as_ref(), &checkpoint)
+            .err_into()
+            .map(|r| noted(u, "checkpoint", r))
     })
     .await?;
     let ms = started.elapsed().as_millis() as u64;
@@ -263,7 +308,11 @@ async fn archive_file_in_span(u: &Uploads, sealed: Sealed) -> Result<()> {
         &labels,
         ms as f64,
     );
+    u.health.store_ok();
+    // No await between these two: a revoke that abandons this task never counts the
+    // bytes twice.
     u.buffered.fetch_sub(bytes, Ordering::SeqCst);
+    pending.fetch_sub(bytes, Ordering::SeqCst);
     lock(&u.done).insert(
         (file.topic.clone(), file.partition),
         (file.last_offset + 1, true),
@@ -317,10 +366,12 @@ impl ConsumerContext for Ctx {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let assignment = self.shared.assign(tpl);
-                if let Err(e) = consumer.assign(&assignment) {
-                    self.shared
+                match consumer.assign(&assignment) {
+                    Ok(()) => self.shared.uploads.health.assigned(),
+                    Err(e) => self
+                        .shared
                         .uploads
-                        .fail(format!("assigning partitions: {e}"));
+                        .fail(format!("assigning partitions: {e}")),
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -330,7 +381,9 @@ impl ConsumerContext for Ctx {
                     .map(|e| (e.topic().to_string(), e.partition()))
                     .collect();
                 tracing::info!(partitions = ?keys, lost = consumer.assignment_lost(), "partitions revoked");
-                self.shared.finish(&keys, false);
+                self.shared.uploads.health.unassigned();
+                self.shared
+                    .finish(&keys, false, Some(self.shared.revoke_timeout));
                 commit(
                     consumer,
                     &self.shared.uploads,
@@ -343,8 +396,10 @@ impl ConsumerContext for Ctx {
             }
             other => {
                 tracing::warn!(error = ?other, "rebalance error");
+                self.shared.uploads.health.unassigned();
                 let keys = self.shared.keys();
-                self.shared.finish(&keys, false);
+                self.shared
+                    .finish(&keys, false, Some(self.shared.revoke_timeout));
                 let _ = consumer.unassign();
             }
         }
@@ -389,12 +444,16 @@ impl Shared {
             }
             let _ = assignment.add_partition_offset(&topic, partition, offset);
             let (tx, rx) = mpsc::unbounded_channel();
-            let task = self.handle.spawn(upload_task(self.uploads.clone(), rx));
+            let pending = Arc::new(AtomicUsize::new(0));
+            let task = self
+                .handle
+                .spawn(upload_task(self.uploads.clone(), rx, pending.clone()));
             let part = Part {
                 buffer: PartitionBuffer::new(&topic, partition, self.limits, resume.next_offset)
                     .with_claims(resume.claims),
                 uploads: tx,
                 task,
+                pending,
                 seen_next: None,
                 seen_since: Instant::now(),
             };
@@ -418,8 +477,12 @@ impl Shared {
     }
 
     /// Stops archiving partitions: their open files are uploaded (`flush`) or dropped,
-    /// and every file already finished is uploaded before this returns.
-    fn finish(&self, keys: &[Key], flush: bool) {
+    /// and every file already finished is uploaded before this returns — or, given a
+    /// `limit`, abandoned when that time is up (a revoke must end well within the
+    /// consumer's `max.poll.interval.ms`). Abandoned files are claimed or not yet
+    /// claimed; either way the next owner writes them again, exactly as claimed, and
+    /// their offsets are not committed here.
+    fn finish(&self, keys: &[Key], flush: bool, limit: Option<Duration>) {
         let mut parts = Vec::new();
         {
             let mut all = lock(&self.parts);
@@ -442,22 +505,46 @@ impl Shared {
                 None
             };
             match sealed {
-                Some(s) => {
-                    let _ = part.uploads.send(s);
-                }
+                Some(s) => part.upload(s),
                 None => {
                     let dropped = part.buffer.discard();
                     self.uploads.buffered.fetch_sub(dropped, Ordering::SeqCst);
                 }
             }
+            let key = (part.buffer.topic().to_string(), part.buffer.partition());
             drop(part.uploads);
-            tasks.push(part.task);
+            tasks.push((key, part.task, part.pending));
         }
-        self.handle.block_on(async {
-            for t in tasks {
-                let _ = t.await;
+        let deadline = limit.map(|l| tokio::time::Instant::now() + l);
+        let abandoned = self.handle.block_on(async {
+            let mut abandoned = Vec::new();
+            for (key, mut task, pending) in tasks {
+                let done = match deadline {
+                    Some(d) => tokio::time::timeout_at(d, &mut task).await.is_ok(),
+                    None => {
+                        let _ = (&mut task).await;
+                        true
+                    }
+                };
+                if !done {
+                    task.abort();
+                    // Wait for the task to be dropped, so it no longer changes the counts.
+                    let _ = task.await;
+                    abandoned.push(key);
+                }
+                // Files not uploaded (abandoned, or after a fatal error) hold no memory now.
+                let left = pending.swap(0, Ordering::SeqCst);
+                self.uploads.buffered.fetch_sub(left, Ordering::SeqCst);
             }
+            abandoned
         });
+        if !abandoned.is_empty() {
+            tracing::warn!(
+                partitions = ?abandoned,
+                limit = ?limit,
+                "uploads of revoked partitions did not finish in time and are abandoned; the next owner writes their claimed ranges"
+            );
+        }
     }
 
     fn on_message(&self, msg: &BorrowedMessage<'_>) {
@@ -512,13 +599,16 @@ impl Shared {
             return;
         };
         let Part {
-            buffer, uploads, ..
+            buffer,
+            uploads,
+            pending,
+            ..
         } = part;
         let before = buffer.open_bytes();
         let mut sealed_bytes = 0;
         let pushed = buffer.push(offset, timestamp, key, value, headers, &mut |s: Sealed| {
             sealed_bytes += s.bytes;
-            let _ = uploads.send(s);
+            hand_over(uploads, pending, s);
         });
         if pushed == Pushed::Appended {
             let added = buffer.open_bytes() + sealed_bytes - before;
@@ -542,7 +632,7 @@ impl Shared {
                     && let Some(s) = part.buffer.seal_early()
                 {
                     tracing::debug!(path = s.file.path(), "idle partition, file finished early");
-                    let _ = part.uploads.send(s);
+                    part.upload(s);
                 }
             }
         }
@@ -569,7 +659,7 @@ impl Shared {
                     path = s.file.path(),
                     "memory cap reached, file finished early"
                 );
-                let _ = part.uploads.send(s);
+                part.upload(s);
             }
         }
     }
@@ -628,6 +718,7 @@ fn consume(
                 } else {
                     consumer.subscribe(&names)?;
                 }
+                shared.uploads.health.subscribed(names.len());
                 subscribed = set;
             }
         }
@@ -671,7 +762,7 @@ fn consume(
     }
     tracing::info!("stopping: uploading open files");
     let keys = shared.keys();
-    shared.finish(&keys, true);
+    shared.finish(&keys, true, None);
     if let Some(why) = u.fatal() {
         return Err(Error::Fatal(why));
     }
@@ -695,9 +786,11 @@ mod tests {
                 max_bytes: 1 << 30,
                 max_span_ms: 3_600_000,
             },
+            revoke_timeout: Duration::from_secs(30),
             uploads: Arc::new(Uploads {
                 store,
                 metrics: Metrics::new(),
+                health: Arc::new(Health::new()),
                 multipart_threshold: 1 << 20,
                 buffered: AtomicUsize::new(0),
                 done: Mutex::new(HashMap::new()),
@@ -760,7 +853,7 @@ mod tests {
         assert_eq!(s.uploads.buffered.load(Ordering::SeqCst), 60 * per_record);
 
         // Shutdown: the rest is written, then everything is marked for commit.
-        s.finish(&s.keys(), true);
+        s.finish(&s.keys(), true, None);
         assert_eq!(
             files(&rt, store.as_ref()),
             vec![(0, 0, 99), (1, 0, 49), (2, 0, 9)]
@@ -791,6 +884,7 @@ mod tests {
             first_offset: first,
             last_offset: last,
             owner: "an-earlier-owner".into(),
+            file: None,
         };
         let claimed = rt.block_on(checkpoint::claim(store, &c)).unwrap();
         assert_eq!(claimed, checkpoint::Claimed::New);
@@ -806,7 +900,7 @@ mod tests {
         for o in 0..30 {
             first.append("t", 0, o, TS, None, Some(b"v"), &[]);
         }
-        first.finish(&first.keys(), true);
+        first.finish(&first.keys(), true, None);
         put_claim(&rt, store.as_ref(), 30, 34);
 
         let mut next = shared(&rt, store.clone());
@@ -816,7 +910,7 @@ mod tests {
         for o in 30..40 {
             next.append("t", 0, o, TS, None, Some(b"v"), &[]);
         }
-        next.finish(&next.keys(), true);
+        next.finish(&next.keys(), true, None);
         assert!(next.uploads.fatal().is_none());
         assert_eq!(
             files(&rt, store.as_ref()),
@@ -841,7 +935,7 @@ mod tests {
         }
         // Meanwhile a new owner claimed (and wrote) 0..=5.
         put_claim(&rt, store.as_ref(), 0, 5);
-        stale.finish(&stale.keys(), true);
+        stale.finish(&stale.keys(), true, None);
         let why = stale.uploads.fatal().expect("the stale instance stops");
         assert!(why.contains("another instance owns"), "{why}");
         assert!(files(&rt, store.as_ref()).is_empty());
@@ -864,7 +958,7 @@ mod tests {
             first.append("t", 0, o, TS, Some(b"k"), Some(b"v"), &[]);
         }
         // Revoked: 0..=29 was finished and is uploaded, 30..=39 is dropped.
-        first.finish(&first.keys(), false);
+        first.finish(&first.keys(), false, None);
         assert_eq!(files(&rt, store.as_ref()), vec![(0, 0, 29)]);
         assert_eq!(first.uploads.buffered.load(Ordering::SeqCst), 0);
 
@@ -876,12 +970,131 @@ mod tests {
         for o in 25..35 {
             second.append("t", 0, o, TS, Some(b"k"), Some(b"v"), &[]);
         }
-        second.finish(&second.keys(), true);
+        second.finish(&second.keys(), true, None);
         assert_eq!(files(&rt, store.as_ref()), vec![(0, 0, 29), (0, 30, 34)]);
         let c = rt
             .block_on(checkpoint::read(store.as_ref(), "t", 0))
             .unwrap()
             .unwrap();
         assert_eq!(c.last_offset, 34);
+    }
+
+    #[test]
+    fn a_revoke_during_an_object_store_outage_ends_within_its_limit() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let outage = Arc::new(super::outage::Outage::default());
+        let store: Arc<dyn ObjectStore> = outage.clone();
+        let first = shared(&rt, store.clone());
+        first.assign(&partitions(2));
+        for p in 0..2 {
+            for o in 0..10 {
+                first.append("t", p, o, TS, None, Some(b"v"), &[]);
+            }
+        }
+        outage.down.store(true, Ordering::SeqCst);
+        // Both files are finished, claimed, and their uploads hang.
+        first.flush_idle(Duration::ZERO);
+        first.flush_idle(Duration::ZERO);
+        for p in 0..2 {
+            first.append("t", p, 10, TS, None, Some(b"v"), &[]);
+        }
+        let started = Instant::now();
+        first.finish(&first.keys(), false, Some(Duration::from_millis(500)));
+        // Unbounded, this waited for every try of every upload (minutes).
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the revoke took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(first.uploads.buffered.load(Ordering::SeqCst), 0);
+        assert_eq!(first.uploads.take_commits(None).count(), 0);
+        assert!(first.uploads.fatal().is_none());
+        assert!(files(&rt, store.as_ref()).is_empty());
+
+        // After the outage the next owner writes the claimed ranges exactly so.
+        outage.down.store(false, Ordering::SeqCst);
+        let mut next = shared(&rt, store.clone());
+        next.limits.max_records = 4;
+        next.assign(&partitions(2));
+        for p in 0..2 {
+            for o in 0..12 {
+                next.append("t", p, o, TS, None, Some(b"v"), &[]);
+            }
+        }
+        next.finish(&next.keys(), true, None);
+        assert_eq!(
+            files(&rt, store.as_ref()),
+            vec![(0, 0, 9), (0, 10, 11), (1, 0, 9), (1, 10, 11)]
+        );
+    }
+}
+
+/// An in-memory store whose raw file uploads hang while `down` is set: an object store
+/// outage as copycat sees it (requests that never answer).
+#[cfg(test)]
+mod outage {
+    use std::fmt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use futures::stream::BoxStream;
+    use object_store::memory::InMemory;
+    use object_store::path::Path;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+        PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    };
+
+    #[derive(Debug, Default)]
+    pub struct Outage {
+        pub inner: InMemory,
+        pub down: AtomicBool,
+    }
+
+    impl fmt::Display for Outage {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "Outage({})", self.inner)
+        }
+    }
+
+    impl Outage {
+        async fn wait(&self, location: &Path) {
+            if location.as_ref().ends_with(".parquet") && self.down.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Outage {
+        async fn put_opts(&self, l: &Path, p: PutPayload, o: PutOptions) -> Result<PutResult> {
+            self.wait(l).await;
+            self.inner.put_opts(l, p, o).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            l: &Path,
+            o: PutMultipartOptions,
+        ) -> Result<Box<dyn MultipartUpload>> {
+            self.wait(l).await;
+            self.inner.put_multipart_opts(l, o).await
+        }
+        async fn get_opts(&self, l: &Path, o: GetOptions) -> Result<GetResult> {
+            self.inner.get_opts(l, o).await
+        }
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, Result<Path>>,
+        ) -> BoxStream<'static, Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(&self, from: &Path, to: &Path, o: CopyOptions) -> Result<()> {
+            self.inner.copy_opts(from, to, o).await
+        }
     }
 }

@@ -201,9 +201,16 @@ impl PartitionBuffer {
         open.bytes()
     }
 
+    /// The file is named by its claimed range when it writes one, even when the range's
+    /// last records were removed from the topic: the claim and the file then agree, and
+    /// recovery resumes after the range instead of claiming a shorter one (which would
+    /// conflict with the claim on every restart).
     fn seal(&mut self) -> Option<Sealed> {
-        self.claimed_last = None;
+        let claimed_last = self.claimed_last.take();
         let batch = self.open.take().filter(|b| !b.is_empty())?;
+        if let Some(last) = claimed_last {
+            self.next_offset = self.next_offset.max(Some(last + 1));
+        }
         // Files cut by the rules are alike; early cuts are not a guide.
         self.last_size = (
             batch.len().min(self.limits.max_records),
@@ -217,7 +224,7 @@ impl PartitionBuffer {
             date,
             hour,
             first_offset: batch.first_offset()?,
-            last_offset: batch.last_offset()?,
+            last_offset: batch.last_offset()?.max(claimed_last.unwrap_or(i64::MIN)),
         };
         Some(Sealed {
             file,
@@ -396,16 +403,26 @@ mod tests {
     }
 
     #[test]
-    fn a_claimed_range_whose_end_is_gone_ends_at_the_next_record() {
+    fn a_claimed_range_whose_end_is_gone_is_still_written_as_claimed() {
+        // Offset 12 was compacted away: the file ends at the next record, named 10..=12
+        // as claimed (a shorter name would conflict with the claim).
         let mut buf = PartitionBuffer::new("t", 0, limits(), Some(10))
-            .with_claims(BTreeMap::from([(10, 12)]));
+            .with_claims(BTreeMap::from([(10, 12), (30, 35)]));
         let mut files = Vec::new();
-        let mut sink = |s: Sealed| files.push((s.file.first_offset, s.file.last_offset));
-        for o in [10, 11, 20, 21] {
-            buf.push(o, T0, None, None, &[], &mut sink);
-        }
-        assert_eq!(files, vec![(10, 11)]);
-        assert!(buf.seal_early().is_some());
+        let mut push = |buf: &mut PartitionBuffer, offsets: &[i64]| {
+            for o in offsets {
+                buf.push(*o, T0, None, None, &[], &mut |s: Sealed| {
+                    files.push((s.file.first_offset, s.file.last_offset, s.records))
+                });
+            }
+        };
+        push(&mut buf, &[10, 11, 20, 21]);
+        let s = buf.seal_early().unwrap();
+        assert_eq!((s.file.first_offset, s.file.last_offset), (20, 21));
+        // The next claimed range starts at 30; 31, 33 and 35 are gone.
+        push(&mut buf, &[30, 32, 34, 36]);
+        assert_eq!(files, vec![(10, 12, 2), (30, 35, 3)]);
+        assert_eq!(buf.next_offset(), Some(37));
     }
 
     #[test]

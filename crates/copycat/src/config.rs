@@ -61,6 +61,14 @@ pub struct Config {
     #[arg(long, env = "ONEPIPE_IDLE_FLUSH", default_value = "60s", value_parser = parse_duration)]
     pub idle_flush: Duration,
 
+    /// How long giving back partitions in a rebalance waits for their finished files to
+    /// upload. Uploads still running then (an object store outage) are abandoned; the
+    /// next owner writes their claimed ranges. Keep it well under the consumer's
+    /// `max.poll.interval.ms` (5 minutes unless set with --kafka-option), or the group
+    /// drops this member mid-rebalance.
+    #[arg(long, env = "ONEPIPE_REVOKE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub revoke_timeout: Duration,
+
     /// Files larger than this are uploaded in parts (multipart upload).
     #[arg(long, env = "ONEPIPE_MULTIPART_THRESHOLD", default_value = "16MiB", value_parser = parse_bytes)]
     pub multipart_threshold: usize,

@@ -5,6 +5,7 @@
 //! - [`archiver::run`]: the long-running consumer group (the `copycat` binary).
 //! - [`buffer`]: where files end (hour of record time, records, bytes, time span).
 //! - [`upload`]: claim, upload and checkpoint of one finished file.
+//! - [`health`]: what `/readyz` answers.
 //!
 //! ```
 //! use onepipe_archive::raw::{RawBatch, decode, encode};
@@ -20,6 +21,7 @@ pub mod archiver;
 pub mod buffer;
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod metrics;
 pub mod topics;
 pub mod upload;

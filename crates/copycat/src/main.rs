@@ -17,7 +17,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.admin_listen))?;
     let metrics = admin::Metrics::new();
-    let ready: admin::ReadyCheck = Arc::new(|| Box::pin(async { Ok(()) }));
+    let health = Arc::new(onepipe_copycat::health::Health::new());
+    let checked = health.clone();
+    let ready: admin::ReadyCheck = Arc::new(move || {
+        let answer = checked.check().map_err(admin::NotReady::from);
+        Box::pin(async move { answer })
+    });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let when_stopped = move || {
         let mut rx = stopped.clone();
@@ -36,7 +41,8 @@ async fn main() -> anyhow::Result<()> {
         onepipe_core::admin::shutdown_signal().await;
         let _ = stop.send(true);
     });
-    let result = onepipe_copycat::archiver::run(config, store, metrics, archive_stopped).await;
+    let result =
+        onepipe_copycat::archiver::run(config, store, metrics, health, archive_stopped).await;
     admin_server.abort();
     result.context("archiving")?;
     Ok(())

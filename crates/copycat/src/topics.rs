@@ -13,6 +13,8 @@ use tokio::sync::watch;
 
 use crate::Result;
 use crate::config::Config;
+use crate::health::Health;
+use std::sync::Arc;
 
 pub type TopicSet = BTreeSet<String>;
 
@@ -21,7 +23,8 @@ pub type TopicSet = BTreeSet<String>;
 const SETTLE: Duration = Duration::from_millis(300);
 
 /// Starts following the topic set; `None` until the first set is known.
-pub fn follow(config: &Config) -> Result<watch::Receiver<Option<TopicSet>>> {
+/// `health` learns whether the source answers.
+pub fn follow(config: &Config, health: Arc<Health>) -> Result<watch::Receiver<Option<TopicSet>>> {
     let (tx, rx) = watch::channel(None);
     match &config.topics {
         Some(pattern) => {
@@ -30,11 +33,11 @@ pub fn follow(config: &Config) -> Result<watch::Receiver<Option<TopicSet>>> {
             client.set("bootstrap.servers", &config.kafka_bootstrap);
             config.kafka.apply(&mut client);
             let metadata: BaseConsumer = client.create()?;
-            tokio::spawn(follow_kafka(metadata, re, config.topic_refresh, tx));
+            tokio::spawn(follow_kafka(metadata, re, config.topic_refresh, tx, health));
         }
         None => {
             let registry = config.registry.connect(false)?;
-            tokio::spawn(follow_registry(registry, tx));
+            tokio::spawn(follow_registry(registry, tx, health));
         }
     }
     Ok(rx)
@@ -50,6 +53,7 @@ async fn follow_kafka(
     re: Regex,
     every: Duration,
     tx: watch::Sender<Option<TopicSet>>,
+    health: Arc<Health>,
 ) {
     let metadata = std::sync::Arc::new(metadata);
     loop {
@@ -65,6 +69,7 @@ async fn follow_kafka(
         .await;
         match fetched {
             Ok(Ok(names)) => {
+                health.topics_known();
                 let set: TopicSet = names.into_iter().filter(|t| matches(&re, t)).collect();
                 tx.send_if_modified(|cur| {
                     let changed = cur.as_ref() != Some(&set);
@@ -75,7 +80,10 @@ async fn follow_kafka(
                     changed
                 });
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "listing kafka topics failed"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "listing kafka topics failed");
+                health.topics_failed(format!("listing Kafka's topics failed: {e}"));
+            }
             Err(e) => tracing::warn!(error = %e, "listing kafka topics failed"),
         }
         if tx.is_closed() {
@@ -85,15 +93,23 @@ async fn follow_kafka(
     }
 }
 
-async fn follow_registry(registry: SchemaRegistry, tx: watch::Sender<Option<TopicSet>>) {
+async fn follow_registry(
+    registry: SchemaRegistry,
+    tx: watch::Sender<Option<TopicSet>>,
+    health: Arc<Health>,
+) {
     let mut after_seq = 0;
     let mut topics = TopicSet::new();
     let mut backoff = Duration::from_millis(200);
     while !tx.is_closed() {
-        match watch_once(&registry, &mut after_seq, &mut topics, &tx).await {
+        match watch_once(&registry, &mut after_seq, &mut topics, &tx, &health).await {
             Ok(()) => backoff = Duration::from_millis(200),
             Err(e) => {
                 tracing::warn!(registry = registry.url(), error = %e, "watching the registry's topics failed, retrying");
+                health.topics_failed(format!(
+                    "watching the topics of the registry at {} failed: {e}",
+                    registry.url()
+                ));
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
@@ -108,9 +124,13 @@ async fn watch_once(
     after_seq: &mut i64,
     topics: &mut TopicSet,
     tx: &watch::Sender<Option<TopicSet>>,
+    health: &Health,
 ) -> Result<()> {
     let mut stream = registry.watch_topics(*after_seq).await?;
     let mut dirty = tx.borrow().is_none();
+    if !dirty {
+        health.topics_known();
+    }
     loop {
         match tokio::time::timeout(SETTLE, stream.next()).await {
             Ok(Ok(Some(event))) => {
@@ -128,6 +148,7 @@ async fn watch_once(
                     tracing::info!(topics = ?topics, "topics to archive");
                     let _ = tx.send(Some(topics.clone()));
                     dirty = false;
+                    health.topics_known();
                 }
                 if tx.is_closed() {
                     return Ok(());

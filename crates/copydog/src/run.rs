@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
 use object_store::ObjectStore;
-use onepipe_archive::checkpoint::list_raw;
+use onepipe_archive::checkpoint::files_past;
 use onepipe_archive::decode::{Reader, read_new};
-use onepipe_archive::layout::{RawFile, raw_topic_prefix};
+use onepipe_archive::layout::RawFile;
 use onepipe_archive::manifest::{self, Manifest};
 use onepipe_client::SchemaRegistry;
 use onepipe_core::admin::Metrics;
@@ -234,17 +234,30 @@ pub async fn run_topic(
     })
 }
 
-/// The raw files holding offsets past the current watermarks, in partition and offset order.
+/// The raw files holding offsets past the current watermarks, in partition and offset
+/// order. The listing starts at the watermarks, so its cost follows what is new.
 async fn plan(
     store: &dyn ObjectStore,
     topic: &str,
     current: Option<&Manifest>,
 ) -> Result<Vec<RawFile>> {
-    let (mut files, strange) = list_raw(store, &raw_topic_prefix(topic)).await?;
-    if !strange.is_empty() {
-        tracing::warn!(topic, count = strange.len(), first = %strange[0], "ignoring objects in raw/ with names that are not raw files");
+    let listing = files_past(store, topic, |p| current.map_or(-1, |m| m.watermark(p))).await?;
+    if !listing.strange.is_empty() {
+        tracing::warn!(topic, count = listing.strange.len(), first = %listing.strange[0], "ignoring objects in raw/ with names that are not raw files");
     }
-    files.retain(|f| f.last_offset > current.map_or(-1, |m| m.watermark(f.partition)));
-    files.sort_by_key(|f| (f.partition, f.first_offset));
-    Ok(files)
+    for (partition, why) in &listing.full {
+        tracing::debug!(
+            topic,
+            partition,
+            why,
+            "listed the partition's whole raw/ history"
+        );
+    }
+    tracing::debug!(
+        topic,
+        keys = listing.keys_listed,
+        files = listing.files.len(),
+        "planned"
+    );
+    Ok(listing.files)
 }

@@ -1,7 +1,7 @@
 //! `verifier serve`: a round of checks on an interval, exported on /metrics.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use onepipe_core::admin::{self, Metrics};
@@ -13,7 +13,8 @@ use crate::verify::DatasetReport;
 
 /// Checks every dataset the registry lists each `interval` and sets the metrics of the
 /// results, serving /healthz, /readyz and /metrics on `admin_listen`, until SIGINT or
-/// SIGTERM.
+/// SIGTERM. `/readyz` answers 200 once the latest round could list the datasets (a
+/// registry that refuses the verifier's token leaves it checking nothing).
 pub async fn serve(stores: &Stores, interval: Duration, admin_listen: &str) -> Result<()> {
     let metrics = Metrics::new();
     let listener = tokio::net::TcpListener::bind(admin_listen)
@@ -22,7 +23,18 @@ pub async fn serve(stores: &Stores, interval: Duration, admin_listen: &str) -> R
             addr: admin_listen.to_string(),
             error,
         })?;
-    let ready: admin::ReadyCheck = Arc::new(|| Box::pin(async { Ok(()) }));
+    let listed: Arc<Mutex<Result<(), String>>> = Arc::new(Mutex::new(Err(
+        "the first round has not listed the datasets yet".into(),
+    )));
+    let seen = listed.clone();
+    let ready: admin::ReadyCheck = Arc::new(move || {
+        let answer = seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .map_err(admin::NotReady::from);
+        Box::pin(async move { answer })
+    });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut rx = stopped.clone();
     let server = tokio::spawn(admin::serve(
@@ -39,7 +51,21 @@ pub async fn serve(stores: &Stores, interval: Duration, admin_listen: &str) -> R
     });
     let mut stopped = stopped;
     loop {
-        let datasets = stores.registry.topic_names().await.unwrap_or_default();
+        let datasets = match stores.registry.topic_names().await {
+            Ok(d) => {
+                *listed.lock().unwrap_or_else(|p| p.into_inner()) = Ok(());
+                d
+            }
+            Err(e) => {
+                let why = format!(
+                    "listing the datasets of the registry at {} failed: {e}",
+                    stores.registry.url()
+                );
+                tracing::warn!(error = %why, "nothing checked this round");
+                *listed.lock().unwrap_or_else(|p| p.into_inner()) = Err(why);
+                Vec::new()
+            }
+        };
         let (reports, errors) = check_all(stores, &datasets, 0).await;
         set_check_metrics(&metrics, &reports, &errors);
         if let Some(options) = &stores.lag
