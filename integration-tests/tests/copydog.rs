@@ -440,6 +440,7 @@ async fn max_by_late_records_evolution_rejects_and_vacuum() {
             first_offset,
             last_offset: first_offset + 10,
             owner: "test".into(),
+            file: None,
         };
         claim(store.as_ref(), &c).await.unwrap();
     }
@@ -447,7 +448,24 @@ async fn max_by_late_records_evolution_rejects_and_vacuum() {
         .await
         .unwrap();
     assert!(gone.deleted.contains(&orphan), "{:?}", gone.deleted);
-    assert_eq!(gone.claims, vec![merged_claim.clone()]);
+    // Exactly the claims of merged raw files (write_raw claims its files as copycat does).
+    let (raw_files, _) =
+        onepipe_archive::checkpoint::list_raw(store.as_ref(), &format!("raw/{topic}/"))
+            .await
+            .unwrap();
+    let merged: std::collections::BTreeSet<String> = raw_files
+        .iter()
+        .filter(|f| f.last_offset <= m4.watermark(f.partition))
+        .map(|f| claim_path(&topic, f.partition, f.first_offset))
+        .collect();
+    assert!(merged.contains(&merged_claim), "{merged:?}");
+    assert_eq!(
+        gone.claims
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        merged
+    );
     assert!(store.head(&Path::from(merged_claim)).await.is_err());
     store.head(&Path::from(pending_claim)).await.unwrap();
     for entry in m4.dates.values() {
