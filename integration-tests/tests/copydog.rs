@@ -617,6 +617,74 @@ async fn timestamps_outside_years_1_to_9999_from_kafka_are_rejected_and_the_rest
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn kafka_timestamps_outside_years_1_to_9999_are_rejected() {
+    let (registry_url, _stop) = start_registry(Tokens::default()).await;
+    let topic = unique_name("orders");
+    create_dataset(&registry_url, &topic, ORDER_V1, "order_id", 1, &[]).await;
+    let (registry, w) = dataset_writer(&registry_url, &topic).await;
+    let store = store();
+    let record = |offset: i64, kafka_ts: i64| -> RawRecord {
+        let o = Order {
+            id: format!("o-{offset}"),
+            version: 1,
+            at: DAY0,
+            amount: 1,
+        };
+        let (key, value) = encode_order(&w, &o, None);
+        (offset, kafka_ts, Some(key), Some(value))
+    };
+    // The last millisecond of 9999 is the newest Kafka timestamp a store can hold.
+    let last = 253_402_300_799_999;
+    write_raw(
+        store.as_ref(),
+        &topic,
+        0,
+        &[
+            record(0, DAY0),
+            record(1, i64::MAX),
+            record(2, last),
+            record(3, last + 1),
+            record(4, -62_135_596_800_001),
+        ],
+    )
+    .await;
+    let s = run_topic(store.clone(), &registry, &topic, &RunOptions::default())
+        .await
+        .expect("copydog runs");
+    assert_eq!((s.records, s.rejected), (5, 3));
+    let m = latest_manifest(store.as_ref(), &topic).await;
+    let dates: Vec<String> = m.dates.keys().map(ToString::to_string).collect();
+    assert_eq!(dates, ["2026-11-24", "9999-12-31"]);
+    let range = "outside 0001-01-01..9999-12-31 (the range every store holds)";
+    assert_eq!(
+        reject_reasons(store.as_ref(), &m.rejected.files[0]).await,
+        [
+            (
+                1,
+                format!(
+                    "Kafka record timestamp: timestamp-millis 9223372036854775807 is \
+                     292278994-08-17T07:12:55.807Z, {range}"
+                )
+            ),
+            (
+                3,
+                format!(
+                    "Kafka record timestamp: timestamp-millis 253402300800000 is \
+                     10000-01-01T00:00:00.000Z, {range}"
+                )
+            ),
+            (
+                4,
+                format!(
+                    "Kafka record timestamp: timestamp-millis -62135596800001 is \
+                     0000-12-31T23:59:59.999Z, {range}"
+                )
+            ),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn concurrent_runs_never_mix_views() {
     let (registry_url, _stop) = start_registry(Tokens::default()).await;
     let topic = unique_name("orders");
