@@ -103,6 +103,83 @@ pub async fn write_raw(
     }
 }
 
+/// copycat archiving `topic` in this process, in files of at most `max_file_records`,
+/// until the sender is used.
+pub fn start_copycat(
+    bootstrap: &str,
+    store_url: &str,
+    topic: &str,
+    max_file_records: usize,
+) -> (
+    tokio::task::JoinHandle<onepipe_copycat::Result<()>>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    use clap::Parser;
+    let group = unique_name("copycat");
+    let max_file_records = max_file_records.to_string();
+    let config = onepipe_copycat::Config::parse_from([
+        "copycat",
+        "--kafka-bootstrap",
+        bootstrap,
+        "--object-store",
+        store_url,
+        "--topics",
+        topic,
+        "--group-id",
+        &group,
+        "--max-file-records",
+        &max_file_records,
+        "--idle-flush",
+        "1s",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--kafka-option",
+        "session.timeout.ms=6000",
+        "--kafka-option",
+        "heartbeat.interval.ms=500",
+    ]);
+    let store = onepipe_core::store::open(store_url).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(onepipe_copycat::archiver::run(
+        config,
+        store,
+        onepipe_core::admin::Metrics::new(),
+        std::sync::Arc::new(onepipe_copycat::health::Health::new()),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (task, stop)
+}
+
+/// Waits (up to 60 s) until raw/ holds every partition up to `last` (partition → offset).
+pub async fn wait_archived(
+    store: &dyn object_store::ObjectStore,
+    topic: &str,
+    last: &std::collections::BTreeMap<i32, i64>,
+) {
+    let started = std::time::Instant::now();
+    loop {
+        let report = onepipe_archive::check::check(store, topic).await.unwrap();
+        let have: std::collections::BTreeMap<i32, i64> = report
+            .partitions
+            .iter()
+            .map(|p| (p.partition, p.last_offset))
+            .collect();
+        if last
+            .iter()
+            .all(|(p, o)| have.get(p).is_some_and(|h| h >= o))
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "raw/ still lacks records after 60 s: want {last:?}, have {have:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
 /// Every batch of a Parquet object (a clean file, a rejects file), read whole.
 pub async fn read_batches(
     store: &dyn object_store::ObjectStore,

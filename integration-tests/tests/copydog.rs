@@ -17,8 +17,9 @@ use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
 use onepipe_copydog::run::{RunOptions, run_topic};
 use onepipe_copydog::vacuum::vacuum;
 use onepipe_integration_tests::{
-    RawRecord, create_dataset, dataset_writer, fresh_store_url, latest_manifest, read_batches,
-    register_schema, start_registry, unique_name, write_raw,
+    RawRecord, create_dataset, dataset_writer, endpoint, fresh_store_url, latest_manifest,
+    read_batches, register_schema, start_copycat, start_registry, unique_name, wait_archived,
+    write_raw,
 };
 use onepipe_registry::auth::Tokens;
 use serde_json::{Value as Json, json};
@@ -476,6 +477,229 @@ async fn max_by_late_records_evolution_rejects_and_vacuum() {
     }
     let rows = clean_rows(store.as_ref(), &m4, day1).await;
     assert!(rows.iter().any(|r| r.0 == "o-001" && r.1 == 99));
+}
+
+/// The `reason` column of a rejects file.
+async fn reject_reasons(store: &dyn ObjectStore, path: &str) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    for b in read_batches(store, path).await {
+        let offsets = b
+            .column_by_name("offset")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .clone();
+        let reasons = b
+            .column_by_name("reason")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        for i in 0..b.num_rows() {
+            out.push((offsets.value(i), reasons.value(i).to_string()));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timestamps_outside_years_1_to_9999_from_kafka_are_rejected_and_the_rest_merged() {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let (registry_url, _stop) = start_registry(Tokens::default()).await;
+    let bootstrap = endpoint("ONEPIPE_KAFKA_BOOTSTRAP");
+    let topic = unique_name("orders");
+    create_dataset(
+        &registry_url,
+        &topic,
+        ORDER_V1,
+        "order_id",
+        1,
+        &["--partition-time", "at", "--checks", "sum:amount"],
+    )
+    .await;
+    let (registry, w) = dataset_writer(&registry_url, &topic).await;
+    let store_url = fresh_store_url();
+    let store = onepipe_core::store::open(&store_url).unwrap();
+
+    // Valid orders through the Serializer, and two written the way any Confluent client
+    // could: magic byte, schema id, an Avro datum the Serializer would have refused.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    let raw_datum = |id: &str, at: i64| {
+        let datum = apache_avro::writer::datum::GenericDatumWriter::builder(&w.registered().schema)
+            .build()
+            .unwrap()
+            .write_value_to_vec(apache_avro::types::Value::Record(vec![
+                (
+                    "order_id".into(),
+                    apache_avro::types::Value::String(id.into()),
+                ),
+                ("version".into(), apache_avro::types::Value::Long(1)),
+                ("at".into(), apache_avro::types::Value::TimestampMillis(at)),
+                ("amount".into(), apache_avro::types::Value::Long(1000)),
+            ]))
+            .unwrap();
+        (
+            format!("[\"{id}\"]").into_bytes(),
+            onepipe_core::wire::frame(w.registered().id, &datum),
+        )
+    };
+    let mut sent: Vec<(String, Vec<u8>, Vec<u8>)> = Vec::new();
+    for i in 0..10i64 {
+        let o = Order {
+            id: format!("o-{i}"),
+            version: 1,
+            at: DAY0 + i * 1000,
+            amount: i,
+        };
+        let (key, value) = encode_order(&w, &o, None);
+        sent.push((o.id, key, value));
+        if i == 3 {
+            let (key, value) = raw_datum("bad-max", i64::MAX);
+            sent.push(("bad-max".into(), key, value));
+        }
+        if i == 6 {
+            let (key, value) = raw_datum("bad-10000", 253_402_300_800_000);
+            sent.push(("bad-10000".into(), key, value));
+        }
+    }
+    let mut offsets = BTreeMap::new();
+    let mut offset_of = HashMap::new();
+    for (id, key, value) in &sent {
+        let delivery = producer
+            .send(
+                FutureRecord::to(&topic).key(key).payload(value),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("producing to {topic}: {e}"));
+        offsets.insert(delivery.partition, delivery.offset);
+        offset_of.insert(id.clone(), delivery.offset);
+    }
+    let (copycat, stop_copycat) = start_copycat(&bootstrap, &store_url, &topic, 1_000_000);
+    wait_archived(store.as_ref(), &topic, &offsets).await;
+    stop_copycat.send(()).unwrap();
+    copycat.await.unwrap().expect("copycat stops cleanly");
+
+    let s = run_topic(store.clone(), &registry, &topic, &RunOptions::default())
+        .await
+        .expect("copydog runs");
+    assert_eq!(s.records, 12);
+    assert_eq!(s.rejected, 2);
+    assert_eq!(s.manifest, Some(1));
+    let m = latest_manifest(store.as_ref(), &topic).await;
+    assert_eq!(m.rejected.records, 2);
+    let day0 = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+    assert_eq!(m.dates.keys().collect::<Vec<_>>(), [&day0]);
+    let mut ids: Vec<String> = clean_rows(store.as_ref(), &m, day0)
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    ids.sort();
+    let want: Vec<String> = (0..10).map(|i| format!("o-{i}")).collect();
+    assert_eq!(ids, want, "every valid order of the run is merged");
+    assert_eq!(m.dates[&day0].checks["sum(amount)"], json!(45));
+
+    let range = "outside 0001-01-01..9999-12-31 (the range every store holds)";
+    let reasons = reject_reasons(store.as_ref(), &m.rejected.files[0]).await;
+    assert_eq!(
+        reasons,
+        [
+            (
+                offset_of["bad-max"],
+                format!(
+                    "$.at: timestamp-millis 9223372036854775807 is 292278994-08-17T07:12:55.807Z, {range}"
+                )
+            ),
+            (
+                offset_of["bad-10000"],
+                format!(
+                    "$.at: timestamp-millis 253402300800000 is 10000-01-01T00:00:00.000Z, {range}"
+                )
+            ),
+        ]
+    );
+
+    // The watermark is past them: the next run has nothing to do, no retry.
+    assert_eq!(m.watermark(0), *offsets.values().max().unwrap());
+    let again = run_topic(store.clone(), &registry, &topic, &RunOptions::default())
+        .await
+        .expect("copydog runs again");
+    assert_eq!(
+        (again.manifest, again.records, again.rejected),
+        (None, 0, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_timestamps_outside_years_1_to_9999_are_rejected() {
+    let (registry_url, _stop) = start_registry(Tokens::default()).await;
+    let topic = unique_name("orders");
+    create_dataset(&registry_url, &topic, ORDER_V1, "order_id", 1, &[]).await;
+    let (registry, w) = dataset_writer(&registry_url, &topic).await;
+    let store = store();
+    let record = |offset: i64, kafka_ts: i64| -> RawRecord {
+        let o = Order {
+            id: format!("o-{offset}"),
+            version: 1,
+            at: DAY0,
+            amount: 1,
+        };
+        let (key, value) = encode_order(&w, &o, None);
+        (offset, kafka_ts, Some(key), Some(value))
+    };
+    // The last millisecond of 9999 is the newest Kafka timestamp a store can hold.
+    let last = 253_402_300_799_999;
+    write_raw(
+        store.as_ref(),
+        &topic,
+        0,
+        &[
+            record(0, DAY0),
+            record(1, i64::MAX),
+            record(2, last),
+            record(3, last + 1),
+            record(4, -62_135_596_800_001),
+        ],
+    )
+    .await;
+    let s = run_topic(store.clone(), &registry, &topic, &RunOptions::default())
+        .await
+        .expect("copydog runs");
+    assert_eq!((s.records, s.rejected), (5, 3));
+    let m = latest_manifest(store.as_ref(), &topic).await;
+    let dates: Vec<String> = m.dates.keys().map(ToString::to_string).collect();
+    assert_eq!(dates, ["2026-11-24", "9999-12-31"]);
+    let range = "outside 0001-01-01..9999-12-31 (the range every store holds)";
+    assert_eq!(
+        reject_reasons(store.as_ref(), &m.rejected.files[0]).await,
+        [
+            (
+                1,
+                format!(
+                    "Kafka record timestamp: timestamp-millis 9223372036854775807 is \
+                     292278994-08-17T07:12:55.807Z, {range}"
+                )
+            ),
+            (
+                3,
+                format!(
+                    "Kafka record timestamp: timestamp-millis 253402300800000 is \
+                     10000-01-01T00:00:00.000Z, {range}"
+                )
+            ),
+            (
+                4,
+                format!(
+                    "Kafka record timestamp: timestamp-millis -62135596800001 is \
+                     0000-12-31T23:59:59.999Z, {range}"
+                )
+            ),
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

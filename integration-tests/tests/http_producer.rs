@@ -620,6 +620,81 @@ async fn bad_inputs_get_their_status_and_nothing_is_produced() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn timestamps_outside_years_1_to_9999_get_422_naming_the_field() {
+    let (registry, _stop_registry) = start_registry(Tokens::default()).await;
+    let topic = unique_name("orders");
+    create_dataset(&registry, &topic, ORDER, "order_id", 1, &[]).await;
+    let p = start_producer(&registry, &topic).await;
+    let path = format!("/v1/topics/{topic}/records");
+    let (k, v) = auth();
+    let range = "outside 0001-01-01..9999-12-31 (the range every store holds)";
+    for (placed_at, message) in [
+        (
+            json!(i64::MAX),
+            format!(
+                "timestamp-millis 9223372036854775807 is 292278994-08-17T07:12:55.807Z, {range}"
+            ),
+        ),
+        (
+            json!(253_402_300_800_000_i64),
+            format!("timestamp-millis 253402300800000 is 10000-01-01T00:00:00.000Z, {range}"),
+        ),
+        (
+            json!(i64::MIN),
+            format!(
+                "timestamp-millis -9223372036854775808 is -292275055-05-16T16:47:04.192Z, {range}"
+            ),
+        ),
+        (
+            json!("0001-01-01T00:59:59.999+01:00"),
+            format!("timestamp-millis -62135596800001 is 0000-12-31T23:59:59.999Z, {range}"),
+        ),
+    ] {
+        let mut o = order(1);
+        o["placed_at"] = placed_at.clone();
+        let reply = post(
+            &p,
+            &path,
+            &[(k, &v)],
+            json!({"records": [{"value": order(0)}, {"value": o}]})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+        let shown = String::from_utf8_lossy(&reply.body).to_string();
+        assert_eq!(reply.status, 422, "{placed_at}: {shown}");
+        assert_eq!(
+            reply.json()["error"]["details"],
+            json!([{"index": 1, "errors": [{"path": "$.placed_at", "message": message}]}]),
+            "{placed_at}"
+        );
+    }
+    assert_eq!(end_offsets(&topic), 0, "nothing reached the topic");
+
+    // The first and last instants of the range are accepted.
+    let mut first = order(2);
+    first["placed_at"] = json!("0001-01-01T00:00:00.000Z");
+    let mut last = order(3);
+    last["placed_at"] = json!("9999-12-31T23:59:59.999Z");
+    let reply = post(
+        &p,
+        &path,
+        &[(k, &v)],
+        json!({"records": [{"value": first}, {"value": last}]})
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(end_offsets(&topic), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn records_of_two_schema_versions_read_back_in_either_version() {
     let v1 = r#"{"type":"record","name":"Visit","fields":[
         {"name":"id","type":"string"},{"name":"hits","type":"int"}]}"#;

@@ -19,7 +19,7 @@ use onepipe_copydog::run::{RunOptions, run_topic};
 use onepipe_core::metadata::TopicMetadata;
 use onepipe_integration_tests::{
     create_dataset, dataset_writer, endpoint, fresh_database, fresh_store_url, latest_manifest,
-    read_batches, start_registry, unique_name,
+    read_batches, start_copycat, start_registry, unique_name, wait_archived,
 };
 use onepipe_registry::auth::Tokens;
 use onepipe_verifier::canonical::{hash64, row_text};
@@ -608,83 +608,6 @@ async fn lag_is_ok_when_caught_up_and_stopped_when_nobody_consumes() {
     assert_eq!(b1[0].lag, 7);
     assert_eq!(n1, 0, "no member is connected");
     assert_eq!(status(&b1, &b1, n1), Status::Stopped);
-}
-
-/// copycat archiving `topic` in this process, in files of at most `max_file_records`,
-/// until the sender is used.
-fn start_copycat(
-    bootstrap: &str,
-    store_url: &str,
-    topic: &str,
-    max_file_records: usize,
-) -> (
-    tokio::task::JoinHandle<onepipe_copycat::Result<()>>,
-    tokio::sync::oneshot::Sender<()>,
-) {
-    use clap::Parser;
-    let group = unique_name("copycat");
-    let max_file_records = max_file_records.to_string();
-    let config = onepipe_copycat::Config::parse_from([
-        "copycat",
-        "--kafka-bootstrap",
-        bootstrap,
-        "--object-store",
-        store_url,
-        "--topics",
-        topic,
-        "--group-id",
-        &group,
-        "--max-file-records",
-        &max_file_records,
-        "--idle-flush",
-        "1s",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--kafka-option",
-        "session.timeout.ms=6000",
-        "--kafka-option",
-        "heartbeat.interval.ms=500",
-    ]);
-    let store = onepipe_core::store::open(store_url).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(onepipe_copycat::archiver::run(
-        config,
-        store,
-        onepipe_core::admin::Metrics::new(),
-        std::sync::Arc::new(onepipe_copycat::health::Health::new()),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    (task, stop)
-}
-
-/// Waits (up to 60 s) until raw/ holds every partition up to `last` (partition → offset).
-async fn wait_archived(
-    store: &dyn ObjectStore,
-    topic: &str,
-    last: &std::collections::BTreeMap<i32, i64>,
-) {
-    let started = std::time::Instant::now();
-    loop {
-        let report = onepipe_archive::check::check(store, topic).await.unwrap();
-        let have: std::collections::BTreeMap<i32, i64> = report
-            .partitions
-            .iter()
-            .map(|p| (p.partition, p.last_offset))
-            .collect();
-        if last
-            .iter()
-            .all(|(p, o)| have.get(p).is_some_and(|h| h >= o))
-        {
-            return;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "raw/ still lacks records after 60 s: want {last:?}, have {have:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    }
 }
 
 /// A visit as JSON: `at` is `day` days after 2026-11-24 plus `i` seconds.

@@ -16,6 +16,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use onepipe_client::SchemaRegistry;
 use onepipe_client::codec::DatumDecoder;
 use onepipe_client::json::Mapper;
+use onepipe_client::ranges;
 use onepipe_core::metadata::TopicMetadata;
 use onepipe_core::wire;
 
@@ -78,7 +79,8 @@ impl Reader {
 
 /// Decodes the records of `plan` past `watermarks` (per partition, exclusive) into clean
 /// rows of the reader's schema, handing them to `sink` by date a few thousand at a time.
-/// Records that cannot be decoded are returned as rejects, never dropped.
+/// Records that cannot be decoded, or hold a timestamp or date outside the range every
+/// store holds (`onepipe_client::ranges`), are returned as rejects, never dropped.
 pub async fn read_new<E: From<Error>>(
     store: &dyn ObjectStore,
     registry: &SchemaRegistry,
@@ -152,7 +154,11 @@ pub async fn read_new<E: From<Error>>(
             out.records += 1;
             let w = out.watermarks.entry(r.partition).or_insert(r.offset);
             *w = (*w).max(r.offset);
-            let decoded = decode_one(&r.value, &writers, &mut decoders, reader_schema, reader_id);
+            let decoded = if ranges::timestamp_in_range(r.timestamp, ranges::Unit::Millis) {
+                decode_one(&r.value, &writers, &mut decoders, reader_schema, reader_id)
+            } else {
+                Err(Error::KafkaTimestamp(r.timestamp))
+            };
             let value = match decoded {
                 Ok(v) => v,
                 Err(reason) => {
@@ -299,13 +305,22 @@ fn decode_one<'s>(
     let decoder = decoders.entry(id).or_insert_with(|| {
         DatumDecoder::new(writer, (id != reader_id).then_some(reader.as_ref())).map_err(Arc::new)
     });
-    match decoder {
-        Ok(d) => Ok((d.decode(datum)?, id)),
-        Err(e) => Err(Error::WriterSchema {
-            schema_id: id,
-            reason: e.clone(),
-        }),
+    let value = match decoder {
+        Ok(d) => d.decode(datum)?,
+        Err(e) => {
+            return Err(Error::WriterSchema {
+                schema_id: id,
+                reason: e.clone(),
+            });
+        }
+    };
+    // Any Confluent client can write timestamps and dates no store can hold; such a
+    // record would wedge every stage after this one.
+    let out_of_range = ranges::out_of_range(&value);
+    if !out_of_range.is_empty() {
+        return Err(Error::OutOfRange(out_of_range));
     }
+    Ok((value, id))
 }
 
 /// The UTC date of a record: its `partition_time` field, else its Kafka timestamp.
@@ -387,4 +402,117 @@ pub fn to_batch(
         positions.iter().map(|p| i64::from(p.3)),
     )));
     Ok(RecordBatch::try_new(target.clone(), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apache_avro::writer::datum::GenericDatumWriter;
+
+    const ORDER: &str = r#"{"type":"record","name":"Order","fields":[
+        {"name":"id","type":"string"},
+        {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
+        {"name":"day","type":["null",{"type":"int","logicalType":"date"}],"default":null}
+    ]}"#;
+
+    /// `decode_one` of a record written by any Confluent client (not onepipe's
+    /// Serializer) with `at` and `day` as given.
+    fn decode_order(at: i64, day: Option<i32>) -> Result<(Value, u32)> {
+        let schema = Arc::new(Avro::parse_str(ORDER).unwrap());
+        let day = match day {
+            Some(d) => Value::Union(1, Box::new(Value::Date(d))),
+            None => Value::Union(0, Box::new(Value::Null)),
+        };
+        let datum = GenericDatumWriter::builder(&schema)
+            .validate(false)
+            .build()
+            .unwrap()
+            .write_value_to_vec(Value::Record(vec![
+                ("id".into(), Value::String("o-1".into())),
+                ("at".into(), Value::TimestampMillis(at)),
+                ("day".into(), day),
+            ]))
+            .unwrap();
+        let writers = HashMap::from([(7, schema.clone())]);
+        let mut decoders = HashMap::new();
+        decode_one(
+            &Some(wire::frame(7, &datum)),
+            &writers,
+            &mut decoders,
+            &schema,
+            7,
+        )
+    }
+
+    #[test]
+    fn values_outside_years_1_to_9999_are_rejected_with_their_field() {
+        let range = "outside 0001-01-01..9999-12-31 (the range every store holds)";
+        assert!(decode_order(253_402_300_799_999, Some(2_932_896)).is_ok());
+        assert!(decode_order(-62_135_596_800_000, Some(-719_162)).is_ok());
+        for (at, day, reason) in [
+            (
+                i64::MAX,
+                None,
+                format!(
+                    "$.at: timestamp-millis 9223372036854775807 is 292278994-08-17T07:12:55.807Z, {range}"
+                ),
+            ),
+            (
+                i64::MIN,
+                None,
+                format!(
+                    "$.at: timestamp-millis -9223372036854775808 is -292275055-05-16T16:47:04.192Z, {range}"
+                ),
+            ),
+            (
+                253_402_300_800_000,
+                None,
+                format!(
+                    "$.at: timestamp-millis 253402300800000 is 10000-01-01T00:00:00.000Z, {range}"
+                ),
+            ),
+            (
+                -62_135_596_800_001,
+                None,
+                format!(
+                    "$.at: timestamp-millis -62135596800001 is 0000-12-31T23:59:59.999Z, {range}"
+                ),
+            ),
+            (
+                0,
+                Some(i32::MAX),
+                format!("$.day: date 2147483647 is 5881580-07-11, {range}"),
+            ),
+            (
+                0,
+                Some(i32::MIN),
+                format!("$.day: date -2147483648 is -5877641-06-23, {range}"),
+            ),
+            (
+                0,
+                Some(2_932_897),
+                format!("$.day: date 2932897 is 10000-01-01, {range}"),
+            ),
+            (
+                0,
+                Some(-719_163),
+                format!("$.day: date -719163 is 0000-12-31, {range}"),
+            ),
+        ] {
+            match decode_order(at, day) {
+                Ok((v, _)) => panic!("{at} {day:?} was accepted: {v:?}"),
+                Err(e) => assert!(e.to_string().contains(&reason), "{e}"),
+            }
+        }
+    }
+    #[test]
+    fn kafka_timestamps_outside_years_1_to_9999_are_a_reason() {
+        assert!(ranges::timestamp_in_range(0, ranges::Unit::Millis));
+        assert_eq!(
+            Error::KafkaTimestamp(i64::MAX).to_string(),
+            "Kafka record timestamp: timestamp-millis 9223372036854775807 is \
+             292278994-08-17T07:12:55.807Z, outside 0001-01-01..9999-12-31 (the range every \
+             store holds)"
+        );
+    }
 }

@@ -98,6 +98,15 @@ pub enum Error {
     // Why a raw record is rejected (`decode`).
     #[error("the record has no value (a tombstone)")]
     Tombstone,
+    /// Timestamps or dates no store can hold (`onepipe_client::ranges`), each with its path.
+    #[error("{}", join_field_errors(.0))]
+    OutOfRange(Vec<onepipe_client::json::FieldError>),
+    /// A Kafka record timestamp (milliseconds) no store can hold.
+    #[error(
+        "Kafka record timestamp: {}",
+        onepipe_client::ranges::timestamp_message(*.0, onepipe_client::ranges::Unit::Millis, false)
+    )]
+    KafkaTimestamp(i64),
     /// Records of a writer schema that cannot be read into the topic's newest schema;
     /// shared by every record of that schema.
     #[error("{reason}")]
@@ -159,6 +168,11 @@ impl Error {
             reason: Box::new(reason),
         }
     }
+}
+
+fn join_field_errors(errors: &[onepipe_client::json::FieldError]) -> String {
+    let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    shown.join("; ")
 }
 
 #[cfg(test)]

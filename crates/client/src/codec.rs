@@ -15,6 +15,7 @@ use serde_json::Value as Json;
 
 use crate::error::{Error, Result};
 use crate::json::{self, FieldError, Mapper, Options};
+use crate::ranges;
 use crate::registry::{RegisteredSchema, SchemaRegistry};
 
 /// A record ready for Kafka.
@@ -126,7 +127,8 @@ impl WriterSchema {
     }
 
     /// Validates an Avro value (resolving it into the schema, so an `Int` for a `long`
-    /// field or a bare value for an optional field is accepted) and encodes it.
+    /// field or a bare value for an optional field is accepted; timestamps and dates must
+    /// be in the range of [`ranges`]) and encodes it.
     pub fn encode_value(&self, record: Value) -> Result<Encoded> {
         self.encoder().encode_value(record)
     }
@@ -164,6 +166,11 @@ impl Encoder<'_> {
         let value = record
             .resolve(&self.ws.schema.schema)
             .map_err(|e| invalid("$", format!("the value does not fit the schema: {e}")))?;
+        // `from_json` checks the range as it converts; a value built in code is checked here.
+        let out_of_range = ranges::out_of_range(&value);
+        if !out_of_range.is_empty() {
+            return Err(Error::Invalid(out_of_range));
+        }
         self.finish(&value)
     }
 
@@ -436,6 +443,52 @@ mod tests {
             )]))
             .unwrap_err();
         assert!(matches!(err, Error::Invalid(_)), "{err}");
+    }
+
+    #[test]
+    fn timestamps_outside_years_1_to_9999_are_refused_with_their_path() {
+        let w = writer(ORDER, &["id"]);
+        let order = |at: Value| {
+            Value::Record(vec![
+                ("id".into(), Value::Long(1)),
+                (
+                    "shop".into(),
+                    Value::Record(vec![("code".into(), Value::String("x".into()))]),
+                ),
+                ("at".into(), at),
+                ("ref".into(), Value::Null),
+            ])
+        };
+        let last = 253_402_300_799_999;
+        assert!(w.encode_value(order(Value::TimestampMillis(last))).is_ok());
+        assert!(
+            w.encode_value(order(Value::TimestampMillis(-62_135_596_800_000)))
+                .is_ok()
+        );
+        for at in [last + 1, -62_135_596_800_001, i64::MAX, i64::MIN] {
+            let err = w
+                .encode_value(order(Value::TimestampMillis(at)))
+                .unwrap_err();
+            let messages: Vec<String> = err
+                .field_errors()
+                .unwrap_or_else(|| panic!("{at}: {err}"))
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(messages.len(), 1, "{messages:?}");
+            assert!(
+                messages[0].starts_with(&format!("$.at: timestamp-millis {at} is "))
+                    && messages[0]
+                        .ends_with("outside 0001-01-01..9999-12-31 (the range every store holds)"),
+                "{messages:?}"
+            );
+        }
+        // A plain long resolved into the timestamp field is checked the same way.
+        assert!(w.encode_value(order(Value::Long(i64::MAX))).is_err());
+        let err = w
+            .encode_json(&json!({"id": 1, "shop": {"code": "x"}, "at": i64::MAX}))
+            .unwrap_err();
+        assert_eq!(err[0].path, "$.at", "{err:?}");
     }
 
     #[test]

@@ -29,6 +29,9 @@
 //! | `uuid` | `"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"` (hex) | lowercase UUID |
 //! | `duration` | `{"months": m, "days": d, "millis": ms}` (unsigned 32-bit each) | same |
 //!
+//! Timestamps and dates must lie in years 0001 through 9999 (UTC), the range every store
+//! holds ([`crate::ranges`]); others are refused with their value and path.
+//!
 //! Union branch names (the `<branch>` wrapper keys) are the primitive type
 //! name, `array`, `map`, or the full name of a named type. Logical types use
 //! the name of the type they are stored as (`long` for timestamps, `int` for
@@ -62,6 +65,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value as Json;
 
 use crate::error::Error;
+use crate::ranges;
 
 /// One reason a JSON value does not fit the schema.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -269,7 +273,7 @@ fn found(value: &Json) -> String {
 
 /// Path segment for a map key or union wrapper key: always bracketed and
 /// quoted so it cannot be confused with a record field.
-fn key_segment(key: &str) -> String {
+pub(crate) fn key_segment(key: &str) -> String {
     format!("[{}]", Json::String(key.to_string()))
 }
 
@@ -435,16 +439,25 @@ impl<'a> Converter<'a> {
                 Some(u) => Some(Value::Uuid(u)),
                 None => mismatch(errors),
             },
-            Schema::Date => match json {
-                Json::String(s) => match parse_date(s) {
-                    Some(days) => i32::try_from(days).ok().map(Value::Date),
-                    None => mismatch(errors),
-                },
-                _ => match integer(json, schema, i64::from(i32::MIN), i64::from(i32::MAX), path) {
-                    Ok(i) => i32::try_from(i).ok().map(Value::Date),
-                    Err(e) => push(errors, e),
-                },
-            },
+            Schema::Date => {
+                let days = match json {
+                    Json::String(s) => match parse_date(s) {
+                        Some(days) => days,
+                        None => return mismatch(errors),
+                    },
+                    _ => {
+                        match integer(json, schema, i64::from(i32::MIN), i64::from(i32::MAX), path)
+                        {
+                            Ok(i) => i,
+                            Err(e) => return push(errors, e),
+                        }
+                    }
+                };
+                if !ranges::date_in_range(days) {
+                    return err(errors, path, ranges::date_message(days));
+                }
+                i32::try_from(days).ok().map(Value::Date)
+            }
             Schema::TimeMillis => match self.time(json, schema, 3, path) {
                 Ok(t) => i32::try_from(t).ok().map(Value::TimeMillis),
                 Err(e) => push(errors, e),
@@ -1207,16 +1220,31 @@ fn parse_time(s: &str, digits: u32) -> Option<i64> {
     Some(units)
 }
 
-/// Timestamp as RFC 3339 or an integer in the schema's unit.
+/// Timestamp as RFC 3339 or an integer in the schema's unit, within the range every store
+/// holds ([`ranges`]).
 fn timestamp(json: &Json, schema: &Schema, path: &str) -> Result<i64, FieldError> {
-    let (digits, local) = match schema {
-        Schema::TimestampMillis => (3, false),
-        Schema::TimestampMicros => (6, false),
-        Schema::TimestampNanos => (9, false),
-        Schema::LocalTimestampMillis => (3, true),
-        Schema::LocalTimestampMicros => (6, true),
-        _ => (9, true),
+    let (unit, local) = match schema {
+        Schema::TimestampMillis => (ranges::Unit::Millis, false),
+        Schema::TimestampMicros => (ranges::Unit::Micros, false),
+        Schema::TimestampNanos => (ranges::Unit::Nanos, false),
+        Schema::LocalTimestampMillis => (ranges::Unit::Millis, true),
+        Schema::LocalTimestampMicros => (ranges::Unit::Micros, true),
+        _ => (ranges::Unit::Nanos, true),
     };
+    let t = unchecked_timestamp(json, schema, path, unit.digits(), local)?;
+    if !ranges::timestamp_in_range(t, unit) {
+        return Err(at(path, ranges::timestamp_message(t, unit, local)));
+    }
+    Ok(t)
+}
+
+fn unchecked_timestamp(
+    json: &Json,
+    schema: &Schema,
+    path: &str,
+    digits: u32,
+    local: bool,
+) -> Result<i64, FieldError> {
     let Json::String(s) = json else {
         return integer(json, schema, i64::MIN, i64::MAX, path);
     };
@@ -1299,7 +1327,7 @@ fn timestamp(json: &Json, schema: &Schema, path: &str) -> Result<i64, FieldError
         })
 }
 
-fn format_timestamp(units: i64, digits: u32, zulu: bool) -> String {
+pub(crate) fn format_timestamp(units: i64, digits: u32, zulu: bool) -> String {
     let per_second = 10_i64.pow(digits);
     let seconds = units.div_euclid(per_second);
     let fraction = units.rem_euclid(per_second);
@@ -1330,7 +1358,7 @@ fn format_time(units: i64, digits: u32) -> String {
     out
 }
 
-fn format_date(days: i64) -> String {
+pub(crate) fn format_date(days: i64) -> String {
     let (y, m, d) = civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}")
 }
@@ -2014,6 +2042,206 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn timestamps_and_dates_outside_years_1_to_9999_are_refused() {
+        let range = "outside 0001-01-01..9999-12-31 (the range every store holds)";
+        let ts = |unit: &str| format!(r#"{{"type": "long", "logicalType": "{unit}"}}"#);
+        let date = || r#"{"type": "int", "logicalType": "date"}"#.to_string();
+        // (logical type, JSON input, the value it is, or the message naming it)
+        let cases: Vec<(String, Json, Result<Value, String>)> = vec![
+            (
+                ts("timestamp-millis"),
+                json!(-62_135_596_800_000_i64),
+                Ok(Value::TimestampMillis(-62_135_596_800_000)),
+            ),
+            (
+                ts("timestamp-millis"),
+                json!(253_402_300_799_999_i64),
+                Ok(Value::TimestampMillis(253_402_300_799_999)),
+            ),
+            (
+                ts("timestamp-millis"),
+                json!("0001-01-01T00:00:00Z"),
+                Ok(Value::TimestampMillis(-62_135_596_800_000)),
+            ),
+            (
+                ts("timestamp-millis"),
+                json!("9999-12-31T23:59:59.999Z"),
+                Ok(Value::TimestampMillis(253_402_300_799_999)),
+            ),
+            (
+                ts("timestamp-millis"),
+                json!(-62_135_596_800_001_i64),
+                Err(format!(
+                    "timestamp-millis -62135596800001 is 0000-12-31T23:59:59.999Z, {range}"
+                )),
+            ),
+            (
+                ts("timestamp-millis"),
+                json!(253_402_300_800_000_i64),
+                Err(format!(
+                    "timestamp-millis 253402300800000 is 10000-01-01T00:00:00.000Z, {range}"
+                )),
+            ),
+            (
+                ts("timestamp-millis"),
+                json!(i64::MAX),
+                Err(format!(
+                    "timestamp-millis 9223372036854775807 is 292278994-08-17T07:12:55.807Z, {range}"
+                )),
+            ),
+            (
+                ts("timestamp-millis"),
+                json!(i64::MIN),
+                Err(format!(
+                    "timestamp-millis -9223372036854775808 is -292275055-05-16T16:47:04.192Z, {range}"
+                )),
+            ),
+            (
+                ts("timestamp-millis"),
+                json!("0001-01-01T00:30:00+01:00"),
+                Err(format!(
+                    "timestamp-millis -62135598600000 is 0000-12-31T23:30:00.000Z, {range}"
+                )),
+            ),
+            (
+                ts("timestamp-millis"),
+                json!("9999-12-31T23:30:00-01:00"),
+                Err(format!(
+                    "timestamp-millis 253402302600000 is 10000-01-01T00:30:00.000Z, {range}"
+                )),
+            ),
+            (
+                ts("timestamp-micros"),
+                json!(253_402_300_799_999_999_i64),
+                Ok(Value::TimestampMicros(253_402_300_799_999_999)),
+            ),
+            (
+                ts("timestamp-micros"),
+                json!(-62_135_596_800_000_000_i64),
+                Ok(Value::TimestampMicros(-62_135_596_800_000_000)),
+            ),
+            (
+                ts("timestamp-micros"),
+                json!(253_402_300_800_000_000_i64),
+                Err(format!(
+                    "timestamp-micros 253402300800000000 is 10000-01-01T00:00:00.000000Z, {range}"
+                )),
+            ),
+            (
+                ts("timestamp-micros"),
+                json!(-62_135_596_800_000_001_i64),
+                Err(format!(
+                    "timestamp-micros -62135596800000001 is 0000-12-31T23:59:59.999999Z, {range}"
+                )),
+            ),
+            // Every 64-bit count of nanoseconds is between 1677 and 2262.
+            (
+                ts("timestamp-nanos"),
+                json!(i64::MAX),
+                Ok(Value::TimestampNanos(i64::MAX)),
+            ),
+            (
+                ts("local-timestamp-nanos"),
+                json!(i64::MIN),
+                Ok(Value::LocalTimestampNanos(i64::MIN)),
+            ),
+            (
+                ts("local-timestamp-millis"),
+                json!("0000-12-31T23:59:59"),
+                Err(format!(
+                    "local-timestamp-millis -62135596801000 is 0000-12-31T23:59:59.000, {range}"
+                )),
+            ),
+            (
+                ts("local-timestamp-millis"),
+                json!(253_402_300_799_999_i64),
+                Ok(Value::LocalTimestampMillis(253_402_300_799_999)),
+            ),
+            (
+                ts("local-timestamp-micros"),
+                json!(i64::MAX),
+                Err(format!(
+                    "local-timestamp-micros 9223372036854775807 is 294247-01-10T04:00:54.775807, {range}"
+                )),
+            ),
+            (date(), json!(-719_162), Ok(Value::Date(-719_162))),
+            (date(), json!(2_932_896), Ok(Value::Date(2_932_896))),
+            (date(), json!("0001-01-01"), Ok(Value::Date(-719_162))),
+            (date(), json!("9999-12-31"), Ok(Value::Date(2_932_896))),
+            (
+                date(),
+                json!(-719_163),
+                Err(format!("date -719163 is 0000-12-31, {range}")),
+            ),
+            (
+                date(),
+                json!(2_932_897),
+                Err(format!("date 2932897 is 10000-01-01, {range}")),
+            ),
+            (
+                date(),
+                json!("0000-12-31"),
+                Err(format!("date -719163 is 0000-12-31, {range}")),
+            ),
+            (
+                date(),
+                json!(i32::MAX),
+                Err(format!("date 2147483647 is 5881580-07-11, {range}")),
+            ),
+            (
+                date(),
+                json!(i32::MIN),
+                Err(format!("date -2147483648 is -5877641-06-23, {range}")),
+            ),
+        ];
+        for (schema_text, input, expect) in cases {
+            let s = schema(&schema_text);
+            let got = from_json(&input, &s, &Options::default());
+            match expect {
+                Ok(v) => assert_eq!(got, Ok(v), "{schema_text} {input}"),
+                Err(message) => assert_eq!(
+                    got,
+                    Err(vec![FieldError {
+                        path: "$".into(),
+                        message
+                    }]),
+                    "{schema_text} {input}"
+                ),
+            }
+        }
+
+        // Inside a record the error names the field path; an optional field too.
+        let order = schema(
+            r#"{"type": "record", "name": "Order", "fields": [
+                {"name": "order", "type": {"type": "record", "name": "Inner", "fields": [
+                    {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+                    {"name": "shipped_at", "type": ["null", {"type": "long", "logicalType": "timestamp-micros"}], "default": null},
+                    {"name": "days", "type": {"type": "array", "items": {"type": "int", "logicalType": "date"}}}
+                ]}}
+            ]}"#,
+        );
+        let errors = from_json(
+            &json!({"order": {"created_at": 253_402_300_800_000_i64, "shipped_at": i64::MIN, "days": [0, i32::MAX]}}),
+            &order,
+            &Options::default(),
+        )
+        .unwrap_err();
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                format!(
+                    "$.order.created_at: timestamp-millis 253402300800000 is 10000-01-01T00:00:00.000Z, {range}"
+                ),
+                format!(
+                    "$.order.shipped_at: timestamp-micros -9223372036854775808 is -290308-12-21T19:59:05.224192Z, {range}"
+                ),
+                format!("$.order.days[1]: date 2147483647 is 5881580-07-11, {range}"),
+            ]
+        );
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub mod codec;
 pub mod error;
 pub mod json;
 pub mod kafka;
+pub mod ranges;
 pub mod registry;
 
 pub use codec::{Decoded, Deserializer, Encoded, ReaderSchema, Serializer, WriterSchema};

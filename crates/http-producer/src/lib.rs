@@ -732,6 +732,48 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_outside_years_1_to_9999_are_invalid_records_naming_the_field() {
+        use onepipe_client::registry::RegisteredSchema;
+        use onepipe_core::metadata::TopicMetadata;
+        let schema = apache_avro::Schema::parse_str(
+            r#"{"type":"record","name":"Order","fields":[
+                {"name":"id","type":"string"},
+                {"name":"order","type":{"type":"record","name":"Inner","fields":[
+                    {"name":"created_at","type":{"type":"long","logicalType":"timestamp-millis"}},
+                    {"name":"day","type":{"type":"int","logicalType":"date"}}]}}]}"#,
+        )
+        .unwrap();
+        let writer = WriterSchema::new(
+            TopicMetadata::new("t", vec!["id".into()]),
+            Arc::new(RegisteredSchema {
+                subject: "t-value".into(),
+                version: 1,
+                id: 1,
+                schema,
+            }),
+            Options::default(),
+        );
+        let records = parse_json(
+            br#"{"records": [
+                {"value": {"id": "a", "order": {"created_at": "9999-12-31T23:59:59.999Z", "day": "0001-01-01"}}},
+                {"value": {"id": "b", "order": {"created_at": 9223372036854775807, "day": 2932897}}}
+            ]}"#,
+        )
+        .unwrap();
+        let (outgoing, failures) = encode_all(&writer, records, None);
+        assert_eq!(outgoing.len(), 1);
+        let range = "outside 0001-01-01..9999-12-31 (the range every store holds)";
+        assert_eq!(
+            failures,
+            [json!({"index": 1, "errors": [
+                {"path": "$.order.created_at",
+                 "message": format!("timestamp-millis 9223372036854775807 is 292278994-08-17T07:12:55.807Z, {range}")},
+                {"path": "$.order.day", "message": format!("date 2932897 is 10000-01-01, {range}")}
+            ]})]
+        );
+    }
+
+    #[test]
     fn malformed_bodies_are_bad_requests() {
         for body in [
             &b"{"[..],

@@ -5,7 +5,9 @@
 //!   PostgreSQL prints them (shortest round-trip digits, exponent form below 1e-4 and from
 //!   1e15, `NaN`, `Infinity`); strings as they are; bytes as `\x` and lowercase hex;
 //!   dates `YYYY-MM-DD`; timestamps as integer microseconds since the epoch; decimals with
-//!   exactly their scale's fraction digits.
+//!   exactly their scale's fraction digits. A date or timestamp that does not fit those
+//!   forms (past what 32-bit days or 64-bit microseconds hold) is `out of range: ...`,
+//!   which no warehouse gives: a mismatch, never an overflow.
 //! - A row's text: the texts of its scalar top-level columns in schema order, joined by the
 //!   unit separator U+001F. Nested columns (records, arrays, maps) are not part of it yet.
 //! - A row's hash: the first 8 bytes of the MD5 of its text, as a big-endian signed
@@ -24,6 +26,9 @@ use md5::{Digest, Md5};
 pub const NULL_TEXT: &str = "\\N";
 /// Between the values of a row.
 pub const SEPARATOR: char = '\u{1f}';
+/// Starts the text of a date or timestamp too far from 1970 to count in days or
+/// microseconds: no warehouse gives such a text, so the row shows up as a mismatch.
+pub const OUT_OF_RANGE: &str = "out of range:";
 
 /// Whether a column takes part in row texts.
 pub fn is_scalar(dt: &DataType) -> bool {
@@ -84,29 +89,49 @@ pub fn push_value_text(out: &mut String, column: &ArrayRef, i: usize) {
         }
         DataType::Date32 => {
             let days = column.as_primitive::<Date32Type>().value(i);
-            match chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163) {
+            match days
+                .checked_add(719_163)
+                .and_then(chrono::NaiveDate::from_num_days_from_ce_opt)
+            {
                 Some(d) => write!(out, "{}", d.format("%Y-%m-%d")),
-                None => write!(out, "{days}"),
+                None => write!(out, "{OUT_OF_RANGE} date {days} days since 1970-01-01"),
             }
         }
         DataType::Timestamp(unit, _) => {
-            let micros = match unit {
-                TimeUnit::Second => {
+            let (value, per_micro, unit) = match unit {
+                TimeUnit::Second => (
                     column
                         .as_primitive::<arrow::datatypes::TimestampSecondType>()
+                        .value(i),
+                    1_000_000,
+                    "s",
+                ),
+                TimeUnit::Millisecond => (
+                    column.as_primitive::<TimestampMillisecondType>().value(i),
+                    1000,
+                    "ms",
+                ),
+                TimeUnit::Microsecond => (
+                    column.as_primitive::<TimestampMicrosecondType>().value(i),
+                    1,
+                    "us",
+                ),
+                TimeUnit::Nanosecond => (
+                    column
+                        .as_primitive::<TimestampNanosecondType>()
                         .value(i)
-                        * 1_000_000
-                }
-                TimeUnit::Millisecond => {
-                    column.as_primitive::<TimestampMillisecondType>().value(i) * 1000
-                }
-                TimeUnit::Microsecond => column.as_primitive::<TimestampMicrosecondType>().value(i),
-                TimeUnit::Nanosecond => column
-                    .as_primitive::<TimestampNanosecondType>()
-                    .value(i)
-                    .div_euclid(1000),
+                        .div_euclid(1000),
+                    1,
+                    "us",
+                ),
             };
-            write!(out, "{micros}")
+            match value.checked_mul(per_micro) {
+                Some(micros) => write!(out, "{micros}"),
+                None => write!(
+                    out,
+                    "{OUT_OF_RANGE} timestamp {value} {unit} since the epoch"
+                ),
+            }
         }
         DataType::Decimal128(_, scale) => {
             out.push_str(&decimal_text(
@@ -227,6 +252,66 @@ mod tests {
         }
         assert_eq!(float4_text(0.1f32), "0.1");
         assert_eq!(float4_text(1e6f32), "1e+06");
+    }
+
+    #[test]
+    fn extreme_dates_and_timestamps_never_overflow() {
+        use arrow::array::{
+            Date32Array, TimestampMicrosecondArray, TimestampMillisecondArray,
+            TimestampNanosecondArray, TimestampSecondArray,
+        };
+        use std::sync::Arc;
+        let text =
+            |a: ArrayRef| -> Vec<String> { (0..a.len()).map(|i| value_text(&a, i)).collect() };
+        // In range: the usual texts.
+        assert_eq!(
+            text(Arc::new(Date32Array::from(vec![-719_162, 0, 2_932_896]))),
+            ["0001-01-01", "1970-01-01", "9999-12-31"]
+        );
+        assert_eq!(
+            text(Arc::new(TimestampMillisecondArray::from(vec![
+                -62_135_596_800_000,
+                253_402_300_799_999
+            ]))),
+            ["-62135596800000000", "253402300799999000"]
+        );
+        // Values no warehouse can hold give a text no warehouse can give, so they show
+        // up as a mismatch instead of a crash.
+        assert_eq!(
+            text(Arc::new(Date32Array::from(vec![i32::MAX, i32::MIN]))),
+            [
+                "out of range: date 2147483647 days since 1970-01-01",
+                "out of range: date -2147483648 days since 1970-01-01"
+            ]
+        );
+        assert_eq!(
+            text(Arc::new(TimestampMillisecondArray::from(vec![
+                i64::MAX,
+                i64::MIN
+            ]))),
+            [
+                "out of range: timestamp 9223372036854775807 ms since the epoch",
+                "out of range: timestamp -9223372036854775808 ms since the epoch"
+            ]
+        );
+        assert_eq!(
+            text(Arc::new(TimestampSecondArray::from(vec![i64::MAX]))),
+            ["out of range: timestamp 9223372036854775807 s since the epoch"]
+        );
+        assert_eq!(
+            text(Arc::new(TimestampMicrosecondArray::from(vec![
+                i64::MAX,
+                i64::MIN
+            ]))),
+            ["9223372036854775807", "-9223372036854775808"]
+        );
+        assert_eq!(
+            text(Arc::new(TimestampNanosecondArray::from(vec![
+                i64::MAX,
+                i64::MIN
+            ]))),
+            ["9223372036854775", "-9223372036854776"]
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! value a backslash, newline, carriage return and tab are written `\\`, `\n`, `\r`,
 //! `\t`, and everything else (quotes, Unicode) goes as it is. bytea is hex (`\\x0aff`
 //! once escaped). PostgreSQL text cannot hold a NUL character: such a value fails the
-//! date with an error naming the column and row, never a silent change.
+//! date with an error naming the column and row, never a silent change. So does a
+//! timestamp or date outside years 0001 to 9999 (`onepipe_client::ranges`), which copydog
+//! sets aside but older clean files may hold: no warehouse text or garbage for it.
 
 use std::fmt::Write as _;
 
@@ -23,6 +25,7 @@ use arrow::datatypes::{
 use base64::Engine as _;
 use chrono::NaiveDate;
 
+use onepipe_client::ranges;
 use onepipe_tables::types::{Column, Kind, Shape, Unit};
 
 use crate::error::{Error, Result};
@@ -62,6 +65,8 @@ enum Rendered {
     Text,
     /// Raw bytes (bytea).
     Bytes,
+    /// A timestamp or date no store can hold, and why (`onepipe_client::ranges`).
+    OutOfRange(String),
 }
 
 fn unit_of(unit: Unit) -> TimeUnit {
@@ -198,6 +203,10 @@ impl View {
                 Rendered::Bytes
             }
             View::Date(a) => {
+                let days = i64::from(a.value(row));
+                if !ranges::date_in_range(days) {
+                    return Rendered::OutOfRange(ranges::date_message(days));
+                }
                 write_date(a.value(row), out);
                 Rendered::Plain
             }
@@ -206,7 +215,11 @@ impl View {
                 Rendered::Plain
             }
             View::Timestamp(a, unit, utc) => {
-                write_timestamp(a.value(row), *unit, *utc, out);
+                let (value, range) = (a.value(row), range_unit(*unit));
+                if !ranges::timestamp_in_range(value, range) {
+                    return Rendered::OutOfRange(ranges::timestamp_message(value, range, !utc));
+                }
+                write_timestamp(value, *unit, *utc, out);
                 Rendered::Plain
             }
             View::Decimal(a, scale) => {
@@ -214,6 +227,9 @@ impl View {
                 Rendered::Plain
             }
             View::Json(a, shape) => {
+                if let Some(why) = nested_out_of_range(a.as_ref(), row) {
+                    return Rendered::OutOfRange(why);
+                }
                 write_json(a.as_ref(), row, shape, out);
                 Rendered::Text
             }
@@ -283,6 +299,13 @@ impl Encoder {
                         }
                     }
                     Rendered::Bytes => bytea_hex(&bytes, out),
+                    Rendered::OutOfRange(message) => {
+                        return Err(Error::OutOfRange {
+                            row,
+                            column: column.source.clone(),
+                            message,
+                        });
+                    }
                 }
                 out.push(b'\t');
             }
@@ -300,7 +323,7 @@ impl Encoder {
         let mut bytes = Vec::new();
         for row in 0..batch.num_rows() {
             let mut cells = Vec::with_capacity(views.len() + 1);
-            for view in &views {
+            for (view, column) in views.iter().zip(&self.columns) {
                 let cell = match view {
                     View::Bool(a) if a.is_valid(row) => Cell::Int(i64::from(a.value(row))),
                     View::Int(a) if a.is_valid(row) => Cell::Int(a.value(row)),
@@ -313,6 +336,13 @@ impl Encoder {
                             Rendered::Null => Cell::Null,
                             Rendered::Plain | Rendered::Text => Cell::Text(text.clone()),
                             Rendered::Bytes => Cell::Blob(bytes.clone()),
+                            Rendered::OutOfRange(message) => {
+                                return Err(Error::OutOfRange {
+                                    row,
+                                    column: column.source.clone(),
+                                    message,
+                                });
+                            }
                         }
                     }
                 };
@@ -361,6 +391,64 @@ pub fn bytea_hex(bytes: &[u8], out: &mut Vec<u8>) {
     for b in bytes {
         out.push(HEX[(b >> 4) as usize]);
         out.push(HEX[(b & 15) as usize]);
+    }
+}
+
+fn range_unit(unit: Unit) -> ranges::Unit {
+    match unit {
+        Unit::Millis => ranges::Unit::Millis,
+        Unit::Micros => ranges::Unit::Micros,
+        Unit::Nanos => ranges::Unit::Nanos,
+    }
+}
+
+/// The first timestamp or date inside a nested value (record, list, map, union) that no
+/// store can hold, and why.
+fn nested_out_of_range(array: &dyn Array, row: usize) -> Option<String> {
+    if array.is_null(row) {
+        return None;
+    }
+    match array.data_type() {
+        DataType::Date32 => {
+            let days = i64::from(array.as_primitive::<Date32Type>().value(row));
+            (!ranges::date_in_range(days)).then(|| ranges::date_message(days))
+        }
+        DataType::Timestamp(unit, tz) => {
+            let (value, unit) = match unit {
+                TimeUnit::Millisecond => (
+                    array.as_primitive::<TimestampMillisecondType>().value(row),
+                    ranges::Unit::Millis,
+                ),
+                TimeUnit::Microsecond => (
+                    array.as_primitive::<TimestampMicrosecondType>().value(row),
+                    ranges::Unit::Micros,
+                ),
+                TimeUnit::Nanosecond => (
+                    array.as_primitive::<TimestampNanosecondType>().value(row),
+                    ranges::Unit::Nanos,
+                ),
+                // Not produced by copydog.
+                TimeUnit::Second => return None,
+            };
+            (!ranges::timestamp_in_range(value, unit))
+                .then(|| ranges::timestamp_message(value, unit, tz.is_none()))
+        }
+        DataType::List(_) => {
+            let items = array.as_list::<i32>().value(row);
+            (0..items.len()).find_map(|i| nested_out_of_range(items.as_ref(), i))
+        }
+        DataType::Map(_, _) => {
+            let map = array.as_map();
+            let offsets = map.value_offsets();
+            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+            (start..end).find_map(|i| nested_out_of_range(map.values().as_ref(), i))
+        }
+        DataType::Struct(_) => array
+            .as_struct()
+            .columns()
+            .iter()
+            .find_map(|c| nested_out_of_range(c.as_ref(), row)),
+        _ => None,
     }
 }
 
@@ -832,6 +920,138 @@ mod tests {
         assert_eq!(rows[1][0], Cell::Null);
         assert_eq!(rows[1][2], Cell::Null, "NaN");
         assert_eq!(rows[1][10], Cell::Text("2026-11-24".into()));
+    }
+
+    /// A batch of one timestamp, one date and one list-of-timestamps column.
+    fn dated(at: Vec<i64>, day: Vec<i32>, nested: Vec<i64>) -> (RecordBatch, Vec<Column>) {
+        let rows = at.len() as i32;
+        let item = Arc::new(Field::new(
+            "item",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            false,
+        ));
+        let per_row = nested.len() as i32 / rows;
+        let list = ListArray::new(
+            item,
+            arrow::buffer::OffsetBuffer::new((0..=rows).map(|r| r * per_row).collect()),
+            Arc::new(arrow::array::TimestampMicrosecondArray::from(nested)),
+            None,
+        );
+        let columns: Vec<(&str, ArrayRef, Kind)> = vec![
+            (
+                "at",
+                Arc::new(TimestampMillisecondArray::from(at).with_timezone("UTC")),
+                Kind::Timestamp(Unit::Millis, true),
+            ),
+            ("day", Arc::new(Date32Array::from(day)), Kind::Date),
+            (
+                "seen",
+                Arc::new(list),
+                Kind::Json(Shape::List(Box::new(Shape::Leaf))),
+            ),
+        ];
+        let schema = Schema::new(
+            columns
+                .iter()
+                .map(|(n, a, _)| Field::new(*n, a.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        );
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            columns.iter().map(|(_, a, _)| a.clone()).collect(),
+        )
+        .unwrap();
+        let cols = columns
+            .into_iter()
+            .map(|(n, _, kind)| Column {
+                name: n.to_string(),
+                source: n.to_string(),
+                kind,
+            })
+            .collect();
+        (batch, cols)
+    }
+
+    #[test]
+    fn values_outside_years_1_to_9999_fail_the_date_naming_column_and_row() {
+        let enc = |cols| Encoder::new(cols, NaiveDate::from_ymd_opt(2026, 11, 24).unwrap());
+        // The first and last values inside the range load.
+        let (batch, cols) = dated(
+            vec![-62_135_596_800_000, 253_402_300_799_999],
+            vec![-719_162, 2_932_896],
+            vec![-62_135_596_800_000_000, 253_402_300_799_999_999],
+        );
+        let mut out = Vec::new();
+        enc(cols.clone()).copy_text(&batch, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "0001-01-01T00:00:00.000Z\t0001-01-01\t[\"0001-01-01T00:00:00.000000\"]\t2026-11-24\n\
+             9999-12-31T23:59:59.999Z\t9999-12-31\t[\"9999-12-31T23:59:59.999999\"]\t2026-11-24\n"
+        );
+        assert!(enc(cols).cells(&batch).is_ok());
+
+        let range = "outside 0001-01-01..9999-12-31 (the range every store holds)";
+        for (at, day, nested, want) in [
+            (
+                vec![0, i64::MAX],
+                vec![0, 0],
+                vec![0, 0],
+                format!(
+                    "row 1 column \"at\": timestamp-millis 9223372036854775807 is 292278994-08-17T07:12:55.807Z, {range}"
+                ),
+            ),
+            (
+                vec![i64::MIN, 0],
+                vec![0, 0],
+                vec![0, 0],
+                format!(
+                    "row 0 column \"at\": timestamp-millis -9223372036854775808 is -292275055-05-16T16:47:04.192Z, {range}"
+                ),
+            ),
+            (
+                vec![253_402_300_800_000, 0],
+                vec![0, 0],
+                vec![0, 0],
+                format!(
+                    "row 0 column \"at\": timestamp-millis 253402300800000 is 10000-01-01T00:00:00.000Z, {range}"
+                ),
+            ),
+            (
+                vec![0, 0],
+                vec![0, i32::MAX],
+                vec![0, 0],
+                format!("row 1 column \"day\": date 2147483647 is 5881580-07-11, {range}"),
+            ),
+            (
+                vec![0, 0],
+                vec![i32::MIN, 0],
+                vec![0, 0],
+                format!("row 0 column \"day\": date -2147483648 is -5877641-06-23, {range}"),
+            ),
+            (
+                vec![0, 0],
+                vec![-719_163, 0],
+                vec![0, 0],
+                format!("row 0 column \"day\": date -719163 is 0000-12-31, {range}"),
+            ),
+            (
+                vec![0, 0],
+                vec![0, 0],
+                vec![0, -62_135_596_800_000_001],
+                format!(
+                    "row 1 column \"seen\": local-timestamp-micros -62135596800000001 is 0000-12-31T23:59:59.999999, {range}"
+                ),
+            ),
+        ] {
+            let (batch, cols) = dated(at, day, nested);
+            let e = enc(cols.clone())
+                .copy_text(&batch, &mut Vec::new())
+                .unwrap_err()
+                .to_string();
+            assert_eq!(e, want);
+            let e = enc(cols).cells(&batch).unwrap_err().to_string();
+            assert_eq!(e, want);
+        }
     }
 
     #[test]

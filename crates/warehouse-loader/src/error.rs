@@ -50,6 +50,13 @@ pub enum Error {
          store"
     )]
     NulInText { row: usize, column: String },
+    /// A timestamp or date no store can hold (`onepipe_client::ranges`).
+    #[error("row {row} column {column:?}: {message}")]
+    OutOfRange {
+        row: usize,
+        column: String,
+        message: String,
+    },
     #[error("{0}")]
     Config(String),
     #[error(
