@@ -791,12 +791,13 @@ const PERMITS: usize = 2;
 /// Clients sending big bodies at once, and the requests each sends.
 const CLIENTS: usize = 12;
 const ROUNDS: usize = 3;
-/// Memory one request in the works may hold, as a multiple of its body: the body, the
-/// parsed JSON values (about the body again) and the encoded records (about the body
-/// again), with room for the allocator.
-const REQUEST_FACTOR: u64 = 4;
-/// The process before any load: runtime, registry and Kafka clients, allocator arenas.
-const BASELINE_MB: u64 = 96;
+/// Memory one request in the works may hold, as a multiple of its body: the body (twice
+/// while its chunks are gathered), the parsed JSON values (about the body again) and the
+/// encoded records (about the body again), with room for the allocator.
+const REQUEST_FACTOR: u64 = 5;
+/// The process before the load (about 20 MiB: runtime, registry and Kafka clients), with
+/// room for connections and allocator arenas.
+const BASELINE_MB: u64 = 32;
 
 /// A body just under the default 16 MiB limit: 10,000 records (the default limit) of
 /// about 1.6 KB, the last of which does not fit the schema, so the whole batch is parsed
@@ -814,9 +815,15 @@ fn big_body() -> Vec<u8> {
 
 /// POSTs `body` while reading the reply, so a reply sent before the body was taken
 /// (a 503) is seen even when the server closes without reading the rest. The status
-/// and Retry-After of the reply, or `None` when the connection ended without one.
-async fn post_big(addr: &str, path: &str, body: Arc<Vec<u8>>) -> Option<(u16, Option<String>)> {
+/// and Retry-After of the reply and how long it took, or `None` when the connection
+/// ended without one.
+async fn post_big(
+    addr: &str,
+    path: &str,
+    body: Arc<Vec<u8>>,
+) -> Option<(u16, Option<String>, Duration)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = std::time::Instant::now();
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
@@ -835,6 +842,7 @@ async fn post_big(addr: &str, path: &str, body: Arc<Vec<u8>>) -> Option<(u16, Op
     });
     let mut raw = Vec::new();
     let _ = rd.read_to_end(&mut raw).await;
+    let took = started.elapsed();
     writer.abort();
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
@@ -844,7 +852,7 @@ async fn post_big(addr: &str, path: &str, body: Arc<Vec<u8>>) -> Option<(u16, Op
         .filter_map(|l| l.split_once(':'))
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("retry-after"))
         .map(|(_, v)| v.trim().to_string());
-    Some((status, retry_after))
+    Some((status, retry_after, took))
 }
 
 /// GETs `/healthz` on `admin` from a plain thread (away from the test's runtime) until
@@ -933,7 +941,12 @@ async fn concurrent_16mib_bodies_keep_healthz_fast_and_memory_bounded() {
         br#"{"records": [{"value": {"id": "warm", "payload": 1}}]}"#,
     )
     .await;
-    assert_eq!(reply.status, 422, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        reply.status,
+        422,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
     let baseline = peak_rss_mb(pid);
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -949,7 +962,7 @@ async fn concurrent_16mib_bodies_keep_healthz_fast_and_memory_bounded() {
             for _ in 0..ROUNDS {
                 let reply = post_big(&api, &path, body.clone()).await;
                 // A well-behaved client waits as long as it is told to.
-                if let Some((503, Some(secs))) = &reply {
+                if let Some((503, Some(secs), _)) = &reply {
                     let secs: u64 = secs.parse().unwrap_or(1);
                     tokio::time::sleep(Duration::from_secs(secs)).await;
                 }
@@ -974,19 +987,27 @@ async fn concurrent_16mib_bodies_keep_healthz_fast_and_memory_bounded() {
     let count = |want: u16| {
         replies
             .iter()
-            .filter(|r| matches!(r, Some((s, _)) if *s == want))
+            .filter(|r| matches!(r, Some((s, _, _)) if *s == want))
             .count()
     };
     let (done, refused) = (count(422), count(503));
     let refused_with_retry = replies
         .iter()
-        .filter(|r| matches!(r, Some((503, Some(_)))))
+        .filter(|r| matches!(r, Some((503, Some(_), _))))
         .count();
+    let slowest_refusal = replies
+        .iter()
+        .filter_map(|r| match r {
+            Some((503, _, took)) => Some(*took),
+            _ => None,
+        })
+        .max()
+        .unwrap_or_default();
     let bound = PERMITS as u64 * (max_body as u64 >> 20) * REQUEST_FACTOR + BASELINE_MB;
     let figures = format!(
         "{} requests of {} bytes from {CLIENTS} clients with {PERMITS} permits: {done} worked \
-         through (422), {refused} refused (503, {refused_with_retry} with Retry-After), \
-         {} other; /healthz probed {} times, slowest {worst:?}, {slow} over 100 ms; peak RSS \
+         through (422), {refused} refused (503, {refused_with_retry} with Retry-After, slowest \
+         in {slowest_refusal:?}), {} other; /healthz probed {} times, slowest {worst:?}, {slow} over 100 ms; peak RSS \
          {peak} MiB (baseline {baseline} MiB, bound {bound} MiB)",
         replies.len(),
         body.len(),
@@ -1008,6 +1029,11 @@ async fn concurrent_16mib_bodies_keep_healthz_fast_and_memory_bounded() {
     assert_eq!(
         refused, refused_with_retry,
         "every 503 has Retry-After: {figures}"
+    );
+    // Refused before the body is read: no waiting for 16 MiB to arrive, let alone parse.
+    assert!(
+        slowest_refusal < Duration::from_secs(1),
+        "503s are quick: {figures}"
     );
     assert!(done > 0, "no request was worked through: {figures}");
     assert_eq!(
