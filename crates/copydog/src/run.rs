@@ -211,6 +211,12 @@ pub async fn run_topic(
             summary.conflicts += entry.merge_conflicts - previous.map_or(0, |p| p.merge_conflicts);
             next.dates.insert(date, entry);
         }
+        // Removing the spill folder (with the last sorted runs in it) is file I/O too.
+        blocking(move || {
+            drop(pending);
+            Ok::<_, Error>(())
+        })
+        .await?;
         next.rejected.records += rejects.records;
         next.rejected.files.extend(rejects.files);
         if manifest::commit(store.as_ref(), &next).await? {
