@@ -28,7 +28,7 @@ pub(crate) struct Source {
 
 enum Rows {
     Memory { batch: RecordBatch, at: usize },
-    Runs(RunMerger),
+    Runs(Box<RunMerger>),
 }
 
 impl Source {
@@ -39,9 +39,9 @@ impl Source {
                 batch: batch.clone(),
                 at: 0,
             },
-            Sorted::Runs(paths) => {
-                Rows::Runs(RunMerger::open(paths, meta, 8192).map_err(Error::spill)?)
-            }
+            Sorted::Runs(paths) => Rows::Runs(Box::new(
+                RunMerger::open(paths, meta, 8192).map_err(Error::spill)?,
+            )),
         };
         Ok(Source { from, carry: None })
     }
