@@ -30,8 +30,8 @@ struct Merged {
     bytes: usize,
     checks: std::collections::BTreeMap<String, serde_json::Value>,
     conflicts: u64,
-    /// Arrow bytes and buckets of rows merged through spill files.
-    spilled: Option<(usize, usize)>,
+    /// Arrow bytes of rows merged through spill files.
+    spilled: Option<usize>,
 }
 
 /// Merges the new rows of `date` into its current version and writes the next version.
@@ -71,19 +71,12 @@ pub(crate) async fn merge_date(
         let (reader, dir) = (reader.clone(), dir.clone());
         blocking(move || merge_rows(rows, &reader, &dir, budget, date)).await?
     };
-    if let Some((spilled, buckets)) = merged.spilled {
+    if let Some(spilled) = merged.spilled {
         opts.metrics.inc(
             "onepipe_copydog_spilled_bytes_total",
             "Arrow bytes of rows merged through spill files on local disk.",
             &[("topic", &meta.topic)],
             spilled as u64,
-        );
-        tracing::info!(
-            topic = meta.topic,
-            %date,
-            mb = spilled >> 20,
-            buckets,
-            "merged through spill buckets"
         );
     }
     // Files of bounded size: by rows, and by bytes so one file is never built past the
@@ -167,7 +160,6 @@ fn merge_rows(
                 buckets = buckets.len(),
                 "merging through spill buckets"
             );
-            let count = buckets.len();
             let mut runs = Runs::new(meta);
             crate::spill::merge_buckets(dir, buckets, 0, meta, target, budget, &mut runs)
                 .map_err(Error::merge(date))?;
@@ -178,7 +170,7 @@ fn merge_rows(
                 bytes: runs.bytes,
                 checks,
                 conflicts: runs.conflicts,
-                spilled: Some((spilled, count)),
+                spilled: Some(spilled),
             })
         }
     }
