@@ -960,3 +960,67 @@ async fn a_date_over_the_memory_limit_spills_and_gives_the_in_memory_result() {
     assert_eq!(std::fs::read_dir(&spill_dir).unwrap().count(), 0);
     std::fs::remove_dir(&spill_dir).unwrap();
 }
+
+/// Rejects are written out in parts as they come, never all held: 250 undecodable records
+/// spread over three raw files, with parts of 100, give three files of 100, 100 and 50
+/// rows under `_rejected/`, all named by the manifest, which counts 250; the good records
+/// merge as usual.
+#[tokio::test(flavor = "multi_thread")]
+async fn many_rejects_are_written_in_parts_of_bounded_size() {
+    let (registry_url, _stop) = start_registry(Tokens::default()).await;
+    let topic = unique_name("orders");
+    create_dataset(&registry_url, &topic, ORDER_V1, "order_id", 1, &[]).await;
+    let (registry, w) = dataset_writer(&registry_url, &topic).await;
+    let store = store();
+    let corrupt = onepipe_core::wire::frame(w.registered().id, &[0xff, 0xff, 0xff]);
+    let mut rejected = Vec::new();
+    let mut records: Vec<RawRecord> = Vec::new();
+    for i in 0..300i64 {
+        if i % 6 == 0 {
+            let o = Order {
+                id: format!("o-{i:03}"),
+                version: 1,
+                at: DAY0 + i,
+                amount: i,
+            };
+            let (key, value) = encode_order(&w, &o, None);
+            records.push((i, DAY0, Some(key), Some(value)));
+        } else {
+            rejected.push(i);
+            records.push((i, DAY0, None, Some(corrupt.clone())));
+        }
+    }
+    for file in records.chunks(100) {
+        write_raw(store.as_ref(), &topic, 0, file).await;
+    }
+    let opts = RunOptions {
+        rejects_per_file: 100,
+        allow_rejects: true,
+        ..RunOptions::default()
+    };
+    let s = run_topic(store.clone(), &registry, &topic, &opts)
+        .await
+        .unwrap();
+    assert_eq!((s.records, s.rejected), (300, 250));
+    let m = latest_manifest(store.as_ref(), &topic).await;
+    assert_eq!(m.rejected.records, 250);
+    assert_eq!(m.dates.values().map(|d| d.rows).sum::<u64>(), 50);
+    let prefix = format!("clean/{topic}/_rejected/m0000000001-");
+    let mut sizes = Vec::new();
+    let mut offsets = Vec::new();
+    for f in &m.rejected.files {
+        assert!(f.starts_with(&prefix), "{f}");
+        let mut rows = 0;
+        for b in read_batches(store.as_ref(), f).await {
+            rows += b.num_rows();
+            let o = b
+                .column_by_name("offset")
+                .unwrap()
+                .as_primitive::<Int64Type>();
+            offsets.extend(o.values().iter().copied());
+        }
+        sizes.push(rows);
+    }
+    assert_eq!(sizes, [100, 100, 50], "{:?}", m.rejected.files);
+    assert_eq!(offsets, rejected, "every reject once, in order");
+}

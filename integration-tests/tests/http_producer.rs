@@ -1,7 +1,9 @@
 //! http-producer against the stack's Kafka and a real registry: valid batches land and
 //! read back through the client's Deserializer, every kind of bad input gets its status
-//! and message with nothing reaching the topic, and schema versions evolve.
+//! and message with nothing reaching the topic, and schema versions evolve; under a load
+//! of concurrent 16 MiB bodies the process stays responsive and within its memory bound.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -10,8 +12,8 @@ use onepipe_client::{
 };
 use onepipe_http_producer::{App, Config, run};
 use onepipe_integration_tests::{
-    HttpReply, create_dataset, endpoint, http, register_schema, start_registry, unique_name,
-    write_temp_file,
+    HttpReply, create_dataset, endpoint, http, register_schema, service_binary, spawn_service,
+    start_registry, unique_name, write_temp_file,
 };
 use onepipe_registry::auth::Tokens;
 use rdkafka::ClientConfig;
@@ -854,5 +856,264 @@ async fn unreachable_kafka_or_registry_gives_503_with_retry_after() {
         String::from_utf8_lossy(&reply.body).contains("registry"),
         "{}",
         String::from_utf8_lossy(&reply.body)
+    );
+}
+
+/// Requests the producer under load may work on at once (`--max-concurrent-requests`).
+/// Given through its environment variable, so the same test also runs against a build
+/// that does not know the setting yet.
+const PERMITS: usize = 2;
+/// Clients sending big bodies at once, and the requests each sends.
+const CLIENTS: usize = 12;
+const ROUNDS: usize = 3;
+/// Memory one request in the works may hold, as a multiple of its body: the body (twice
+/// while its chunks are gathered), the parsed JSON values (about the body again) and the
+/// encoded records (about the body again), with room for the allocator.
+const REQUEST_FACTOR: u64 = 5;
+/// The process before the load (about 20 MiB: runtime, registry and Kafka clients), with
+/// room for connections and allocator arenas.
+const BASELINE_MB: u64 = 32;
+
+/// A body just under the default 16 MiB limit: 10,000 records (the default limit) of
+/// about 1.6 KB, the last of which does not fit the schema, so the whole batch is parsed
+/// and encoded and then refused with 422 (nothing reaches Kafka).
+fn big_body() -> Vec<u8> {
+    let filler: String = (0..1600u32)
+        .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+        .collect();
+    let mut records: Vec<Json> = (0..9_999)
+        .map(|i| json!({"value": {"id": format!("r-{i:05}"), "payload": filler}}))
+        .collect();
+    records.push(json!({"value": {"id": "r-bad", "payload": 5}}));
+    json!({ "records": records }).to_string().into_bytes()
+}
+
+/// POSTs `body` while reading the reply, so a reply sent before the body was taken
+/// (a 503) is seen even when the server closes without reading the rest. The status
+/// and Retry-After of the reply and how long it took, or `None` when the connection
+/// ended without one.
+async fn post_big(
+    addr: &str,
+    path: &str,
+    body: Arc<Vec<u8>>,
+) -> Option<(u16, Option<String>, Duration)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = std::time::Instant::now();
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let (mut rd, mut wr) = stream.into_split();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let writer = tokio::spawn(async move {
+        // A refused request's connection is closed under the writer: that is fine.
+        if wr.write_all(head.as_bytes()).await.is_ok() {
+            let _ = wr.write_all(&body).await;
+        }
+        wr
+    });
+    let mut raw = Vec::new();
+    let _ = rd.read_to_end(&mut raw).await;
+    let took = started.elapsed();
+    writer.abort();
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let retry_after = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("retry-after"))
+        .map(|(_, v)| v.trim().to_string());
+    Some((status, retry_after, took))
+}
+
+/// GETs `/healthz` on `admin` from a plain thread (away from the test's runtime) until
+/// `stop`: the latency of every answer; a failed probe counts as never answering.
+fn probe_healthz(admin: String, stop: Arc<std::sync::atomic::AtomicBool>) -> Vec<Duration> {
+    use std::io::{Read, Write};
+    let mut latencies = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let started = std::time::Instant::now();
+        let answered = (|| -> std::io::Result<bool> {
+            let mut s = std::net::TcpStream::connect(&admin)?;
+            s.set_read_timeout(Some(Duration::from_secs(30)))?;
+            s.write_all(b"GET /healthz HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n")?;
+            let mut reply = Vec::new();
+            s.read_to_end(&mut reply)?;
+            Ok(reply.starts_with(b"HTTP/1.1 200"))
+        })();
+        latencies.push(match answered {
+            Ok(true) => started.elapsed(),
+            _ => Duration::MAX,
+        });
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    latencies
+}
+
+/// Peak resident memory of a process (`VmHWM`), in MiB.
+fn peak_rss_mb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb >> 10)
+        .expect("VmHWM in /proc/<pid>/status")
+}
+
+/// Issue 16: concurrent 16 MiB bodies, more than the producer takes at once. Parsing and
+/// encoding run off the async workers, so `/healthz` (served by the same runtime) answers
+/// within 100 ms throughout; requests beyond the limit get 503 with Retry-After before
+/// their body is read; and the process's peak memory stays within
+/// `PERMITS × 16 MiB × REQUEST_FACTOR + BASELINE_MB`.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_16mib_bodies_keep_healthz_fast_and_memory_bounded() {
+    const BIG: &str = r#"{"type":"record","name":"Big","fields":[
+        {"name":"id","type":"string"},{"name":"payload","type":"string"}]}"#;
+    let (registry, _stop_registry) = start_registry(Tokens::default()).await;
+    let topic = unique_name("big_bodies");
+    create_dataset(&registry, &topic, BIG, "id", 1, &[]).await;
+    let body = Arc::new(big_body());
+    let max_body = 16 << 20;
+    assert!(
+        body.len() > 15 << 20 && body.len() <= max_body,
+        "{} bytes",
+        body.len()
+    );
+
+    let logs = std::env::temp_dir().join(unique_name("http-producer-load"));
+    std::fs::create_dir_all(&logs).unwrap();
+    let permits = PERMITS.to_string();
+    let producer = spawn_service(
+        &service_binary("onepipe-http-producer", "http-producer"),
+        &[
+            "--registry",
+            &registry,
+            "--kafka-bootstrap",
+            &endpoint("ONEPIPE_KAFKA_BOOTSTRAP"),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        &[("ONEPIPE_MAX_CONCURRENT_REQUESTS", permits.as_str())],
+        &["http", "admin"],
+        &logs.join("http-producer.log"),
+    );
+    let pid = producer.child.id();
+    let api = producer.addrs["http"].clone();
+    let path = format!("/v1/topics/{topic}/records");
+    // One small request first: the topic's schema is then cached, as in steady use.
+    let reply = http(
+        "POST",
+        &api,
+        &path,
+        &[],
+        br#"{"records": [{"value": {"id": "warm", "payload": 1}}]}"#,
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        422,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let baseline = peak_rss_mb(pid);
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probe = {
+        let (admin, stop) = (producer.addrs["admin"].clone(), stop.clone());
+        std::thread::spawn(move || probe_healthz(admin, stop))
+    };
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let (api, path, body) = (api.clone(), path.clone(), body.clone());
+        clients.push(tokio::spawn(async move {
+            let mut replies = Vec::new();
+            for _ in 0..ROUNDS {
+                let reply = post_big(&api, &path, body.clone()).await;
+                // A well-behaved client waits as long as it is told to.
+                if let Some((503, Some(secs), _)) = &reply {
+                    let secs: u64 = secs.parse().unwrap_or(1);
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                }
+                replies.push(reply);
+            }
+            replies
+        }));
+    }
+    let mut replies = Vec::new();
+    for c in clients {
+        replies.extend(c.await.unwrap());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let latencies = probe.join().unwrap();
+    let peak = peak_rss_mb(pid);
+
+    let worst = latencies.iter().max().copied().unwrap_or_default();
+    let slow = latencies
+        .iter()
+        .filter(|l| **l > Duration::from_millis(100))
+        .count();
+    let count = |want: u16| {
+        replies
+            .iter()
+            .filter(|r| matches!(r, Some((s, _, _)) if *s == want))
+            .count()
+    };
+    let (done, refused) = (count(422), count(503));
+    let refused_with_retry = replies
+        .iter()
+        .filter(|r| matches!(r, Some((503, Some(_), _))))
+        .count();
+    let slowest_refusal = replies
+        .iter()
+        .filter_map(|r| match r {
+            Some((503, _, took)) => Some(*took),
+            _ => None,
+        })
+        .max()
+        .unwrap_or_default();
+    let bound = PERMITS as u64 * (max_body as u64 >> 20) * REQUEST_FACTOR + BASELINE_MB;
+    let figures = format!(
+        "{} requests of {} bytes from {CLIENTS} clients with {PERMITS} permits: {done} worked \
+         through (422), {refused} refused (503, {refused_with_retry} with Retry-After, slowest \
+         in {slowest_refusal:?}), {} other; /healthz probed {} times, slowest {worst:?}, {slow} over 100 ms; peak RSS \
+         {peak} MiB (baseline {baseline} MiB, bound {bound} MiB)",
+        replies.len(),
+        body.len(),
+        replies.len() - done - refused,
+        latencies.len()
+    );
+    eprintln!("{figures}");
+    assert!(latencies.len() >= 10, "too few probes: {figures}");
+    assert!(
+        worst <= Duration::from_millis(100),
+        "/healthz must answer within 100 ms: {figures}"
+    );
+    assert!(
+        peak <= bound,
+        "peak RSS over the bound: {figures} (log in {})",
+        logs.display()
+    );
+    assert!(refused > 0, "no request was refused: {figures}");
+    assert_eq!(
+        refused, refused_with_retry,
+        "every 503 has Retry-After: {figures}"
+    );
+    // Refused before the body is read: no waiting for 16 MiB to arrive, let alone parse.
+    assert!(
+        slowest_refusal < Duration::from_secs(1),
+        "503s are quick: {figures}"
+    );
+    assert!(done > 0, "no request was worked through: {figures}");
+    assert_eq!(
+        done + refused,
+        replies.len(),
+        "every request gets 422 or 503: {figures}"
     );
 }

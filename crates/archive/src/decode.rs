@@ -2,7 +2,7 @@
 //! schema, resolved into the topic's newest schema, given its date, and turned into Arrow
 //! columns with the Kafka columns after the record's fields.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use apache_avro::Schema as Avro;
@@ -42,9 +42,20 @@ type Position = (i32, i64, i64, u32);
 /// What [`read_new`] read.
 pub struct NewRecords {
     pub records: u64,
-    pub rejects: Vec<Reject>,
+    /// Records handed to [`Sink::reject`].
+    pub rejected: u64,
     /// The highest offset read per partition.
     pub watermarks: BTreeMap<i32, i64>,
+}
+
+/// Where [`read_new`] hands what it decoded. It is called on a blocking thread (see
+/// [`crate::blocking`]), so it may spill to local disk or write rejects out itself.
+pub trait Sink: Send + 'static {
+    type Error: From<Error> + Send + 'static;
+    /// New rows of one date, a few thousand at a time.
+    fn rows(&mut self, date: NaiveDate, batch: RecordBatch) -> Result<(), Self::Error>;
+    /// A record that could not be decoded.
+    fn reject(&mut self, reject: Reject) -> Result<(), Self::Error>;
 }
 
 /// The topic's newest schema, ready to decode raw records into clean rows.
@@ -80,36 +91,28 @@ impl Reader {
 /// Decodes the records of `plan` past `watermarks` (per partition, exclusive) into clean
 /// rows of the reader's schema, handing them to `sink` by date a few thousand at a time.
 /// Records that cannot be decoded, or hold a timestamp or date outside the range every
-/// store holds (`onepipe_client::ranges`), are returned as rejects, never dropped.
-pub async fn read_new<E: From<Error>>(
+/// store holds (`onepipe_client::ranges`), go to the sink as rejects, never dropped. Each file is
+/// decoded on the blocking pool, the sink with it; the sink is given back at the end.
+pub async fn read_new<S: Sink>(
     store: &dyn ObjectStore,
     registry: &SchemaRegistry,
-    reader: &Reader,
+    reader: &Arc<Reader>,
     plan: &[RawFile],
     watermarks: &HashMap<i32, i64>,
-    sink: &mut dyn FnMut(NaiveDate, RecordBatch) -> Result<(), E>,
-) -> Result<NewRecords, E> {
-    let Reader {
-        meta,
-        schema: reader_schema,
-        schema_id: reader_id,
-        mapping,
-        target,
-    } = reader;
-    let reader_id = *reader_id;
+    mut sink: S,
+) -> Result<(NewRecords, S), S::Error> {
     let mut out = NewRecords {
         records: 0,
-        rejects: Vec::new(),
+        rejected: 0,
         watermarks: BTreeMap::new(),
     };
     let mut writers: HashMap<u32, Arc<Avro>> = HashMap::new();
-    let mapper = Mapper::new(reader_schema);
     let mut last_progress = std::time::Instant::now();
     for (n, file) in plan.iter().enumerate() {
         if last_progress.elapsed() >= PROGRESS_EVERY {
             last_progress = std::time::Instant::now();
             tracing::info!(
-                topic = meta.topic,
+                topic = reader.meta.topic,
                 files = n,
                 of = plan.len(),
                 records = out.records,
@@ -124,77 +127,124 @@ pub async fn read_new<E: From<Error>>(
             .bytes()
             .await
             .map_err(Error::from)?;
-        let records = crate::raw::decode(&path, bytes)?;
         let from = watermarks.get(&file.partition).copied().unwrap_or(-1);
-        // Fetch the writer schemas this file needs before decoding synchronously.
-        let mut unknown: HashSet<u32> = HashSet::new();
-        for r in &records {
-            if let Some(v) = &r.value
-                && let Ok((id, _)) = wire::unframe(v)
-                && !writers.contains_key(&id)
-                && !unknown.contains(&id)
-            {
-                match registry.schema_by_id(id).await {
-                    Ok(s) => {
-                        writers.insert(id, s);
-                    }
-                    Err(onepipe_client::Error::UnknownSchemaId(_)) => {
-                        unknown.insert(id);
-                    }
-                    Err(e) => return Err(Error::from(e).into()),
-                }
-            }
-        }
-        let mut decoders: HashMap<u32, Decoder<'_>> = HashMap::new();
-        let mut groups: BTreeMap<NaiveDate, (Vec<Value>, Vec<Position>)> = BTreeMap::new();
-        for r in records {
-            if r.offset <= from {
+        let (records, ids) = crate::blocking(move || {
+            let records = crate::raw::decode(&path, bytes)?;
+            let ids: BTreeSet<u32> = records
+                .iter()
+                .filter(|r| r.offset > from)
+                .filter_map(|r| wire::unframe(r.value.as_deref()?).ok())
+                .map(|(id, _)| id)
+                .collect();
+            Ok::<_, Error>((records, ids))
+        })
+        .await?;
+        // Fetch the writer schemas this file needs before decoding it.
+        let mut known: HashMap<u32, Arc<Avro>> = HashMap::new();
+        for id in ids {
+            if let Some(s) = writers.get(&id) {
+                known.insert(id, s.clone());
                 continue;
             }
-            out.records += 1;
-            let w = out.watermarks.entry(r.partition).or_insert(r.offset);
-            *w = (*w).max(r.offset);
-            let decoded = if ranges::timestamp_in_range(r.timestamp, ranges::Unit::Millis) {
-                decode_one(&r.value, &writers, &mut decoders, reader_schema, reader_id)
-            } else {
-                Err(Error::KafkaTimestamp(r.timestamp))
-            };
-            let value = match decoded {
-                Ok(v) => v,
-                Err(reason) => {
-                    out.rejects.push(Reject {
-                        partition: r.partition,
-                        offset: r.offset,
-                        timestamp: r.timestamp,
-                        key: r.key,
-                        value: r.value,
-                        reason: reason.to_string(),
-                    });
-                    continue;
+            match registry.schema_by_id(id).await {
+                Ok(s) => {
+                    writers.insert(id, s.clone());
+                    known.insert(id, s);
                 }
-            };
-            let (value, id) = value;
-            let date = partition_date(&mapper, meta, &value, r.timestamp);
-            let g = groups.entry(date).or_default();
-            g.0.push(value);
-            g.1.push((r.partition, r.offset, r.timestamp, id));
-            // Decoded values are large: turn them into columns every few thousand.
-            if g.0.len() >= CONVERT_ROWS {
-                let (values, positions) = std::mem::take(g);
-                let batch = to_batch(mapping, target, &values, &positions)
-                    .map_err(|e| Error::convert(path.clone(), e))?;
-                drop(values);
-                sink(date, batch)?;
+                Err(onepipe_client::Error::UnknownSchemaId(_)) => {}
+                Err(e) => return Err(Error::from(e).into()),
             }
         }
-        for (date, (values, positions)) in groups {
-            if values.is_empty() {
+        let reader = reader.clone();
+        let path = file.path();
+        let (s, read) = crate::blocking(move || {
+            let read = decode_file(&reader, &path, records, from, &known, &mut sink)?;
+            Ok::<_, S::Error>((sink, read))
+        })
+        .await?;
+        sink = s;
+        out.records += read.records;
+        out.rejected += read.rejected;
+        for (p, w) in read.watermarks {
+            let e = out.watermarks.entry(p).or_insert(w);
+            *e = (*e).max(w);
+        }
+    }
+    Ok((out, sink))
+}
+
+/// Decodes the records of one raw file past `from` into the sink (on a blocking thread).
+fn decode_file<S: Sink>(
+    reader: &Reader,
+    path: &str,
+    records: Vec<crate::raw::RawRecord>,
+    from: i64,
+    writers: &HashMap<u32, Arc<Avro>>,
+    sink: &mut S,
+) -> Result<NewRecords, S::Error> {
+    let Reader {
+        meta,
+        schema: reader_schema,
+        schema_id: reader_id,
+        mapping,
+        target,
+    } = reader;
+    let mapper = Mapper::new(reader_schema);
+    let mut out = NewRecords {
+        records: 0,
+        rejected: 0,
+        watermarks: BTreeMap::new(),
+    };
+    let mut decoders: HashMap<u32, Decoder<'_>> = HashMap::new();
+    let mut groups: BTreeMap<NaiveDate, (Vec<Value>, Vec<Position>)> = BTreeMap::new();
+    for r in records {
+        if r.offset <= from {
+            continue;
+        }
+        out.records += 1;
+        let w = out.watermarks.entry(r.partition).or_insert(r.offset);
+        *w = (*w).max(r.offset);
+        let decoded = if ranges::timestamp_in_range(r.timestamp, ranges::Unit::Millis) {
+            decode_one(&r.value, writers, &mut decoders, reader_schema, *reader_id)
+        } else {
+            Err(Error::KafkaTimestamp(r.timestamp))
+        };
+        let value = match decoded {
+            Ok(v) => v,
+            Err(reason) => {
+                out.rejected += 1;
+                sink.reject(Reject {
+                    partition: r.partition,
+                    offset: r.offset,
+                    timestamp: r.timestamp,
+                    key: r.key,
+                    value: r.value,
+                    reason: reason.to_string(),
+                })?;
                 continue;
             }
+        };
+        let (value, id) = value;
+        let date = partition_date(&mapper, meta, &value, r.timestamp);
+        let g = groups.entry(date).or_default();
+        g.0.push(value);
+        g.1.push((r.partition, r.offset, r.timestamp, id));
+        // Decoded values are large: turn them into columns every few thousand.
+        if g.0.len() >= CONVERT_ROWS {
+            let (values, positions) = std::mem::take(g);
             let batch = to_batch(mapping, target, &values, &positions)
-                .map_err(|e| Error::convert(path.clone(), e))?;
-            sink(date, batch)?;
+                .map_err(|e| Error::convert(path, e))?;
+            drop(values);
+            sink.rows(date, batch)?;
         }
+    }
+    for (date, (values, positions)) in groups {
+        if values.is_empty() {
+            continue;
+        }
+        let batch =
+            to_batch(mapping, target, &values, &positions).map_err(|e| Error::convert(path, e))?;
+        sink.rows(date, batch)?;
     }
     Ok(out)
 }
@@ -205,6 +255,25 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// Records decoded before they are turned into Arrow columns.
 const CONVERT_ROWS: usize = 4096;
 
+/// The rows of [`expected_view`] by date, and the rejects counted.
+#[derive(Default)]
+struct Collect {
+    by_date: BTreeMap<NaiveDate, Vec<RecordBatch>>,
+}
+
+impl Sink for Collect {
+    type Error = Error;
+
+    fn rows(&mut self, date: NaiveDate, batch: RecordBatch) -> Result<()> {
+        self.by_date.entry(date).or_default().push(batch);
+        Ok(())
+    }
+
+    fn reject(&mut self, _: Reject) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// What `clean/` should hold for `topic` by the raw archive alone: every raw record up to
 /// `watermarks` (per partition, inclusive) decoded into the newest schema and merged per
 /// date, nothing written. The verifier compares this with the clean archive.
@@ -214,7 +283,7 @@ pub async fn expected_view(
     topic: &str,
     watermarks: &BTreeMap<String, i64>,
 ) -> Result<(BTreeMap<NaiveDate, RecordBatch>, u64)> {
-    let reader = Reader::for_topic(registry, topic).await?;
+    let reader = Arc::new(Reader::for_topic(registry, topic).await?);
     let (files, _) = list_raw(store, &raw_topic_prefix(topic)).await?;
     let mut plan: Vec<RawFile> = files
         .into_iter()
@@ -226,33 +295,27 @@ pub async fn expected_view(
         .collect();
     plan.sort_by_key(|f| (f.partition, f.first_offset));
     let from = HashMap::new();
-    let mut by_date: BTreeMap<NaiveDate, Vec<RecordBatch>> = BTreeMap::new();
-    let decoded = read_new::<Error>(
-        store,
-        registry,
-        &reader,
-        &plan,
-        &from,
-        &mut |date, batch| {
-            by_date.entry(date).or_default().push(batch);
-            Ok(())
-        },
-    )
-    .await?;
+    let (decoded, collected) =
+        read_new(store, registry, &reader, &plan, &from, Collect::default()).await?;
     // Records past the watermarks were not merged into clean/ yet: leave them out.
-    let mut out = BTreeMap::new();
-    for (date, batches) in by_date {
-        let all = concat_batches(&reader.target, &batches)
-            .map_err(|e| Error::convert(date.to_string(), e))?;
-        let kept =
-            below_watermarks(&all, watermarks).map_err(|e| Error::convert(date.to_string(), e))?;
-        let merged = crate::merge::merge(&kept, &reader.meta).map_err(|e| Error::Merge {
-            date,
-            reason: Box::new(e),
-        })?;
-        out.insert(date, merged.batch);
-    }
-    Ok((out, decoded.rejects.len() as u64))
+    let watermarks = watermarks.clone();
+    let out = crate::blocking(move || {
+        let mut out = BTreeMap::new();
+        for (date, batches) in collected.by_date {
+            let all = concat_batches(&reader.target, &batches)
+                .map_err(|e| Error::convert(date.to_string(), e))?;
+            let kept = below_watermarks(&all, &watermarks)
+                .map_err(|e| Error::convert(date.to_string(), e))?;
+            let merged = crate::merge::merge(&kept, &reader.meta).map_err(|e| Error::Merge {
+                date,
+                reason: Box::new(e),
+            })?;
+            out.insert(date, merged.batch);
+        }
+        Ok::<_, Error>(out)
+    })
+    .await?;
+    Ok((out, decoded.rejected))
 }
 
 pub fn below_watermarks(

@@ -132,6 +132,10 @@ pub enum Error {
     },
     #[error("vector_clock({field}): the field is not a map<long> column")]
     NotAClock { field: String },
+
+    /// Work handed to the blocking pool that never finished (the runtime shut down).
+    #[error("cancelled: the runtime is shutting down")]
+    Cancelled,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -32,6 +32,20 @@ pub mod raw;
 
 pub use error::{Error, Result};
 
+/// Runs CPU-heavy or blocking work (decoding, encoding, sorting, local files) on Tokio's
+/// blocking pool, so the async workers stay free. A panic there continues here.
+pub async fn blocking<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<Error> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(Error::Cancelled.into()),
+    }
+}
+
 /// The Kafka columns every clean row carries after the record's own fields.
 pub const PARTITION_COLUMN: &str = "_kafka_partition";
 pub const OFFSET_COLUMN: &str = "_kafka_offset";

@@ -203,7 +203,7 @@ fn bounded(
         pending.push(date, batch.unwrap()).unwrap();
     }
     let mut rows = pending.take(date);
-    let spill = pending.dir().unwrap();
+    let spill = pending.dir();
     rows.spill(spill, schema, meta).unwrap();
     let buckets = rows.spilled.take().unwrap().finish().unwrap();
     let mut runs = Runs::new(meta);

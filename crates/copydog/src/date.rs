@@ -1,7 +1,7 @@
 //! One date of a run: the new rows and the date's current clean rows (brought up to the
 //! newest schema) merged in memory or through spill files, then written as a new version.
 
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use arrow::compute::{cast, concat_batches};
@@ -9,115 +9,79 @@ use arrow::datatypes::SchemaRef;
 use chrono::NaiveDate;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use onepipe_archive::blocking;
 use onepipe_archive::clean::parquet_batches;
 use onepipe_archive::columns::Mapping;
+use onepipe_archive::decode::Reader;
 use onepipe_archive::layout::{CleanFile, clean_date_prefix};
 use onepipe_archive::manifest::DateEntry;
-use onepipe_core::metadata::TopicMetadata;
 
 use crate::checks;
 use crate::error::{Error, Result};
 use crate::run::RunOptions;
-use crate::sink::FileSink;
-use crate::spill::{DateRows, Pending, RunMerger, Runs};
+use crate::sink::{Sorted, Source, empty_file, next_file};
+use crate::spill::{Budget, DateRows, Runs, SpillDir};
 
-/// The merged rows of a date, in memory or as sorted runs on disk.
-enum Sorted {
-    Memory(RecordBatch),
-    Runs(Vec<PathBuf>),
+/// A date's rows merged: sorted, counted and checked.
+struct Merged {
+    sorted: Sorted,
+    rows: u64,
+    bytes: usize,
+    checks: std::collections::BTreeMap<String, serde_json::Value>,
+    conflicts: u64,
+    /// Arrow bytes of rows merged through spill files.
+    spilled: Option<usize>,
 }
 
+/// Merges the new rows of `date` into its current version and writes the next version.
+/// Decoding, merging, sorting, spill files and Parquet encoding run on the blocking
+/// pool, a file or a step at a time; only the object-store I/O runs here.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn merge_date(
     store: &dyn ObjectStore,
-    meta: &TopicMetadata,
-    mapping: &Mapping,
-    target: &SchemaRef,
+    reader: &Arc<Reader>,
     date: NaiveDate,
     previous: Option<&DateEntry>,
     mut rows: DateRows,
-    pending: &mut Pending<'_>,
+    dir: &SpillDir,
+    budget: Budget,
     opts: &RunOptions,
 ) -> Result<DateEntry> {
-    let budget = pending.budget();
-    let spill = |rows: &mut DateRows, pending: &mut Pending<'_>| -> Result<()> {
-        if rows.spilled.is_none() {
-            tracing::info!(
-                topic = meta.topic,
-                %date,
-                "over the memory budget, spilling to local disk"
-            );
-        }
-        let dir = pending.dir().map_err(Error::spill)?;
-        rows.spill(dir, target, meta).map_err(Error::spill)
-    };
+    let meta = &reader.meta;
     if let Some(p) = previous {
         for file in &p.files {
             let bytes = store.get(&Path::from(file.as_str())).await?.bytes().await?;
-            for batch in parquet_batches(file, bytes)? {
-                let batch = batch?;
-                rows.push(adapt(&batch, target, mapping).map_err(|e| Error::convert(file, e))?);
-                if rows.bytes > budget.merge_input() {
-                    spill(&mut rows, pending)?;
+            let (reader, dir, file) = (reader.clone(), dir.clone(), file.clone());
+            rows = blocking(move || {
+                for batch in parquet_batches(&file, bytes)? {
+                    let batch = adapt(&batch?, &reader.target, &reader.mapping)
+                        .map_err(|e| Error::convert(&file, e))?;
+                    rows.push(batch);
+                    if rows.bytes > budget.merge_input() {
+                        spill(&mut rows, &dir, &reader, date)?;
+                    }
                 }
-            }
+                Ok::<_, Error>(rows)
+            })
+            .await?;
         }
     }
-    if rows.spilled.is_some() || rows.bytes > budget.merge_input() {
-        spill(&mut rows, pending)?;
-    }
-    let (sorted, count, bytes, checks, conflicts) = match rows.spilled.take() {
-        None => {
-            let all = concat_batches(target, &rows.batches)
-                .map_err(|e| Error::convert(date.to_string(), e))?;
-            drop(rows);
-            let merged = onepipe_archive::merge::merge(&all, meta).map_err(Error::merge(date))?;
-            drop(all);
-            let checks = checks::compute(&merged.batch, meta).map_err(Error::merge(date))?;
-            let count = merged.batch.num_rows() as u64;
-            let bytes = merged.batch.get_array_memory_size();
-            (
-                Sorted::Memory(merged.batch),
-                count,
-                bytes,
-                checks,
-                merged.conflicts,
-            )
-        }
-        Some(buckets) => {
-            let buckets = buckets.finish().map_err(Error::spill)?;
-            let spilled: usize = buckets.iter().map(|b| b.1).sum();
-            opts.metrics.inc(
-                "onepipe_copydog_spilled_bytes_total",
-                "Arrow bytes of rows merged through spill files on local disk.",
-                &[("topic", &meta.topic)],
-                spilled as u64,
-            );
-            tracing::info!(
-                topic = meta.topic,
-                %date,
-                mb = spilled >> 20,
-                buckets = buckets.len(),
-                "merging through spill buckets"
-            );
-            let mut runs = Runs::new(meta);
-            let dir = pending.dir().map_err(Error::spill)?;
-            crate::spill::merge_buckets(dir, buckets, 0, meta, target, budget, &mut runs)
-                .map_err(Error::merge(date))?;
-            let checks = runs.checks.finish().map_err(Error::merge(date))?;
-            (
-                Sorted::Runs(runs.paths),
-                runs.rows,
-                runs.bytes,
-                checks,
-                runs.conflicts,
-            )
-        }
+    let merged = {
+        let (reader, dir) = (reader.clone(), dir.clone());
+        blocking(move || merge_rows(rows, &reader, &dir, budget, date)).await?
     };
+    if let Some(spilled) = merged.spilled {
+        opts.metrics.inc(
+            "onepipe_copydog_spilled_bytes_total",
+            "Arrow bytes of rows merged through spill files on local disk.",
+            &[("topic", &meta.topic)],
+            spilled as u64,
+        );
+    }
     // Files of bounded size: by rows, and by bytes so one file is never built past the
     // memory budget.
-    let per_row = bytes / usize::try_from(count).unwrap_or(usize::MAX).max(1);
+    let per_row = merged.bytes / usize::try_from(merged.rows).unwrap_or(usize::MAX).max(1);
     let rows_per_file = opts
         .max_file_rows
         .min(budget.file_bytes() / per_row.max(1))
@@ -128,31 +92,145 @@ pub(crate) async fn merge_date(
     // never write into one folder.
     let mut version = next_version(store, &meta.topic, date, previous).await?;
     loop {
-        let mut sink = FileSink::new(store, meta, target, date, version, rows_per_file);
-        let complete = match &sorted {
-            Sorted::Memory(batch) => sink.write(batch).await?,
-            Sorted::Runs(paths) => {
-                let mut merger = RunMerger::open(paths, meta, 8192).map_err(Error::spill)?;
-                let mut complete = true;
-                while let Some(batch) = merger.next_batch().map_err(Error::spill)? {
-                    if !sink.write(&batch).await? {
-                        complete = false;
-                        break;
-                    }
-                }
-                complete
-            }
-        };
-        if complete && let Some(files) = sink.finish().await? {
+        if let Some(files) =
+            write_version(store, reader, &merged.sorted, date, version, rows_per_file).await?
+        {
             return Ok(DateEntry {
                 version,
-                rows: count,
+                rows: merged.rows,
                 files,
-                checks,
-                merge_conflicts: previous.map_or(0, |p| p.merge_conflicts) + conflicts,
+                checks: merged.checks,
+                merge_conflicts: previous.map_or(0, |p| p.merge_conflicts) + merged.conflicts,
             });
         }
         version += 1;
+    }
+}
+
+/// Moves the rows held in memory to spill files.
+fn spill(rows: &mut DateRows, dir: &SpillDir, reader: &Reader, date: NaiveDate) -> Result<()> {
+    if rows.spilled.is_none() {
+        tracing::info!(
+            topic = reader.meta.topic,
+            %date,
+            "over the memory budget, spilling to local disk"
+        );
+    }
+    rows.spill(dir, &reader.target, &reader.meta)
+        .map_err(Error::spill)
+}
+
+/// Merges and sorts a date's rows: in memory when they fit, else through spill files
+/// (on a blocking thread).
+fn merge_rows(
+    mut rows: DateRows,
+    reader: &Reader,
+    dir: &SpillDir,
+    budget: Budget,
+    date: NaiveDate,
+) -> Result<Merged> {
+    let (meta, target) = (&reader.meta, &reader.target);
+    if rows.spilled.is_some() || rows.bytes > budget.merge_input() {
+        spill(&mut rows, dir, reader, date)?;
+    }
+    match rows.spilled.take() {
+        None => {
+            let all = concat_batches(target, &rows.batches)
+                .map_err(|e| Error::convert(date.to_string(), e))?;
+            drop(rows);
+            let merged = onepipe_archive::merge::merge(&all, meta).map_err(Error::merge(date))?;
+            drop(all);
+            let checks = checks::compute(&merged.batch, meta).map_err(Error::merge(date))?;
+            Ok(Merged {
+                rows: merged.batch.num_rows() as u64,
+                bytes: merged.batch.get_array_memory_size(),
+                sorted: Sorted::Memory(merged.batch),
+                checks,
+                conflicts: merged.conflicts,
+                spilled: None,
+            })
+        }
+        Some(buckets) => {
+            let buckets = buckets.finish().map_err(Error::spill)?;
+            let spilled: usize = buckets.iter().map(|b| b.1).sum();
+            tracing::info!(
+                topic = meta.topic,
+                %date,
+                mb = spilled >> 20,
+                buckets = buckets.len(),
+                "merging through spill buckets"
+            );
+            let mut runs = Runs::new(meta);
+            crate::spill::merge_buckets(dir, buckets, 0, meta, target, budget, &mut runs)
+                .map_err(Error::merge(date))?;
+            let checks = runs.checks.finish().map_err(Error::merge(date))?;
+            Ok(Merged {
+                sorted: Sorted::Runs(runs.paths),
+                rows: runs.rows,
+                bytes: runs.bytes,
+                checks,
+                conflicts: runs.conflicts,
+                spilled: Some(spilled),
+            })
+        }
+    }
+}
+
+/// Writes the sorted rows as version `version` of the date: the file names, or `None`
+/// when another run took the version folder first. Each file is encoded on the blocking
+/// pool and uploaded create-only.
+async fn write_version(
+    store: &dyn ObjectStore,
+    reader: &Arc<Reader>,
+    sorted: &Sorted,
+    date: NaiveDate,
+    version: u32,
+    rows_per_file: usize,
+) -> Result<Option<Vec<String>>> {
+    let mut source = {
+        let (reader, sorted) = (reader.clone(), sorted.clone());
+        blocking(move || Source::open(&sorted, &reader.meta)).await?
+    };
+    let mut files = Vec::new();
+    loop {
+        let r = reader.clone();
+        let (s, bytes) = blocking(move || {
+            let bytes = next_file(&mut source, &r.target, rows_per_file)?;
+            Ok::<_, Error>((source, bytes))
+        })
+        .await?;
+        source = s;
+        let (bytes, last) = match bytes {
+            Some(b) => (b, false),
+            None if files.is_empty() => {
+                // A date with no rows left still gets its (empty) file.
+                let r = reader.clone();
+                (blocking(move || empty_file(&r.target)).await?, true)
+            }
+            None => return Ok(Some(files)),
+        };
+        let path = CleanFile {
+            topic: reader.meta.topic.clone(),
+            date,
+            version,
+            part: u32::try_from(files.len()).unwrap_or(u32::MAX),
+        }
+        .path();
+        match store
+            .put_opts(
+                &Path::from(path.as_str()),
+                PutPayload::from(bytes),
+                PutMode::Create.into(),
+            )
+            .await
+        {
+            Ok(_) => files.push(path),
+            Err(object_store::Error::AlreadyExists { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        if last {
+            return Ok(Some(files));
+        }
     }
 }
 

@@ -5,10 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use chrono::{NaiveDate, Utc};
 use object_store::ObjectStore;
+use onepipe_archive::blocking;
 use onepipe_archive::checkpoint::files_past;
-use onepipe_archive::decode::{Reader, read_new};
+use onepipe_archive::decode::{Reader, Reject, Sink, read_new};
 use onepipe_archive::layout::RawFile;
 use onepipe_archive::manifest::{self, Manifest};
 use onepipe_client::SchemaRegistry;
@@ -16,7 +18,7 @@ use onepipe_core::admin::Metrics;
 
 use crate::date::merge_date;
 use crate::error::{Error, Result};
-use crate::rejects::write_rejects;
+use crate::rejects::RejectParts;
 use crate::spill::{Budget, Pending};
 
 /// How a run behaves.
@@ -34,6 +36,9 @@ pub struct RunOptions {
     pub spill_dir: PathBuf,
     /// Where the run counts its progress (served on `/metrics` by `--admin-listen`).
     pub metrics: Metrics,
+    /// Most records in one file of rejects; a run holds at most this many (and at most
+    /// 64 MiB of them) in memory, writing each full part out.
+    pub rejects_per_file: usize,
 }
 
 impl Default for RunOptions {
@@ -45,6 +50,7 @@ impl Default for RunOptions {
             memory_limit: 1 << 30,
             spill_dir: std::env::temp_dir(),
             metrics: Metrics::new(),
+            rejects_per_file: 100_000,
         }
     }
 }
@@ -70,7 +76,7 @@ pub async fn run_topic(
     topic: &str,
     opts: &RunOptions,
 ) -> Result<RunSummary> {
-    let reader = Reader::for_topic(registry, topic).await?;
+    let reader = Arc::new(Reader::for_topic(registry, topic).await?);
     let meta = &reader.meta;
     let reader_id = reader.schema_id;
     for attempt in 1..=opts.attempts {
@@ -101,23 +107,31 @@ pub async fn run_topic(
                 )
             })
             .collect();
-        let mut pending = Pending::new(
-            Budget::new(opts.memory_limit),
-            opts.spill_dir.clone(),
-            reader.target.clone(),
-            meta,
-        );
-        let decoded = read_new(
+        let sink = RunSink {
+            pending: Pending::new(
+                Budget::new(opts.memory_limit),
+                opts.spill_dir.clone(),
+                reader.target.clone(),
+                meta,
+            ),
+            rejects: RejectParts::new(store.clone(), topic, number, opts.rejects_per_file),
+        };
+        let (decoded, sink) = read_new(
             store.as_ref(),
             registry,
             &reader,
             &plan,
             &watermarks_before,
-            &mut |date, batch| pending.push(date, batch).map_err(Error::spill),
+            sink,
         )
         .await?;
+        let RunSink {
+            mut pending,
+            mut rejects,
+        } = sink;
+        let rejects = blocking(move || rejects.flush().map(|()| rejects)).await?;
         summary.records = decoded.records;
-        summary.rejected = decoded.rejects.len() as u64;
+        summary.rejected = decoded.rejected;
         let labels = [("topic", topic)];
         opts.metrics.inc(
             "onepipe_copydog_records_total",
@@ -163,13 +177,12 @@ pub async fn run_topic(
             let rows = pending.take(date);
             let entry = merge_date(
                 store.as_ref(),
-                meta,
-                &reader.mapping,
-                &reader.target,
+                &reader,
                 date,
                 previous,
                 rows,
-                &mut pending,
+                pending.dir(),
+                pending.budget(),
                 opts,
             )
             .await?;
@@ -198,11 +211,14 @@ pub async fn run_topic(
             summary.conflicts += entry.merge_conflicts - previous.map_or(0, |p| p.merge_conflicts);
             next.dates.insert(date, entry);
         }
-        if !decoded.rejects.is_empty() {
-            let path = write_rejects(store.as_ref(), topic, number, &decoded.rejects).await?;
-            next.rejected.records += decoded.rejects.len() as u64;
-            next.rejected.files.push(path);
-        }
+        // Removing the spill folder (with the last sorted runs in it) is file I/O too.
+        blocking(move || {
+            drop(pending);
+            Ok::<_, Error>(())
+        })
+        .await?;
+        next.rejected.records += rejects.records;
+        next.rejected.files.extend(rejects.files);
         if manifest::commit(store.as_ref(), &next).await? {
             summary.manifest = Some(number);
             opts.metrics.set(
@@ -232,6 +248,25 @@ pub async fn run_topic(
         topic: topic.to_string(),
         attempts: opts.attempts,
     })
+}
+
+/// Where a run's decoded records go (on blocking threads): rows to the dates held within
+/// the memory budget, rejects out to `_rejected/` a part at a time.
+struct RunSink {
+    pending: Pending,
+    rejects: RejectParts,
+}
+
+impl Sink for RunSink {
+    type Error = Error;
+
+    fn rows(&mut self, date: NaiveDate, batch: RecordBatch) -> Result<()> {
+        self.pending.push(date, batch).map_err(Error::spill)
+    }
+
+    fn reject(&mut self, reject: Reject) -> Result<()> {
+        self.rejects.push(reject)
+    }
 }
 
 /// The raw files holding offsets past the current watermarks, in partition and offset

@@ -1,121 +1,116 @@
-//! The Parquet files of one date version: sorted rows cut into files of bounded size,
-//! each uploaded create-only when full.
+//! The Parquet files of one date version: sorted rows cut into files of bounded size.
+//! Encoding is CPU work, done here on a blocking thread a file at a time; the caller
+//! uploads each file.
+
+use std::path::PathBuf;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use chrono::NaiveDate;
-use object_store::path::Path;
-use object_store::{ObjectStore, PutMode, PutPayload};
-use onepipe_archive::layout::CleanFile;
 use onepipe_core::metadata::TopicMetadata;
 use parquet::arrow::ArrowWriter;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::spill::RunMerger;
 
-/// Writes sorted rows into the Parquet files of one date version, each uploaded when full.
-pub(crate) struct FileSink<'a> {
-    store: &'a dyn ObjectStore,
-    meta: &'a TopicMetadata,
-    schema: &'a SchemaRef,
-    date: NaiveDate,
-    version: u32,
-    rows_per_file: usize,
-    writer: Option<ArrowWriter<Vec<u8>>>,
-    in_file: usize,
-    files: Vec<String>,
+/// The merged rows of a date, in memory or as sorted runs on disk.
+#[derive(Clone)]
+pub(crate) enum Sorted {
+    Memory(RecordBatch),
+    Runs(Vec<PathBuf>),
 }
 
-impl<'a> FileSink<'a> {
-    pub(crate) fn new(
-        store: &'a dyn ObjectStore,
-        meta: &'a TopicMetadata,
-        schema: &'a SchemaRef,
-        date: NaiveDate,
-        version: u32,
-        rows_per_file: usize,
-    ) -> Self {
-        FileSink {
-            store,
-            meta,
-            schema,
-            date,
-            version,
-            rows_per_file,
-            writer: None,
-            in_file: 0,
-            files: Vec::new(),
-        }
+/// Sorted rows being cut into files.
+pub(crate) struct Source {
+    from: Rows,
+    /// Rows taken from the runs that did not fit the last file.
+    carry: Option<RecordBatch>,
+}
+
+enum Rows {
+    Memory { batch: RecordBatch, at: usize },
+    Runs(Box<RunMerger>),
+}
+
+impl Source {
+    /// Opens the rows (the run files, for rows on disk).
+    pub(crate) fn open(sorted: &Sorted, meta: &TopicMetadata) -> Result<Self> {
+        let from = match sorted {
+            Sorted::Memory(batch) => Rows::Memory {
+                batch: batch.clone(),
+                at: 0,
+            },
+            Sorted::Runs(paths) => Rows::Runs(Box::new(
+                RunMerger::open(paths, meta, 8192).map_err(Error::spill)?,
+            )),
+        };
+        Ok(Source { from, carry: None })
     }
 
-    /// Appends rows; `false` when the version folder turned out to be taken.
-    pub(crate) async fn write(&mut self, batch: &RecordBatch) -> Result<bool> {
-        let mut start = 0;
-        while start < batch.num_rows() {
-            let len = (batch.num_rows() - start).min(self.rows_per_file - self.in_file);
-            self.writer()?.write(&batch.slice(start, len))?;
-            self.in_file += len;
-            start += len;
-            if self.in_file == self.rows_per_file && !self.close().await? {
-                return Ok(false);
-            }
+    /// Up to `max` next rows; `None` at the end.
+    fn next(&mut self, max: usize) -> Result<Option<RecordBatch>> {
+        let batch = match self.carry.take() {
+            Some(b) => b,
+            None => match &mut self.from {
+                Rows::Memory { batch, at } => {
+                    let len = (batch.num_rows() - *at).min(max);
+                    if len == 0 {
+                        return Ok(None);
+                    }
+                    *at += len;
+                    return Ok(Some(batch.slice(*at - len, len)));
+                }
+                Rows::Runs(merger) => match merger.next_batch().map_err(Error::spill)? {
+                    Some(b) => b,
+                    None => return Ok(None),
+                },
+            },
+        };
+        if batch.num_rows() > max {
+            self.carry = Some(batch.slice(max, batch.num_rows() - max));
+            return Ok(Some(batch.slice(0, max)));
         }
-        Ok(true)
+        Ok(Some(batch))
     }
+}
 
-    fn writer(&mut self) -> Result<&mut ArrowWriter<Vec<u8>>> {
-        let writer = match self.writer.take() {
+/// The next file: up to `rows_per_file` rows of `source` as Parquet bytes, `None` when
+/// no rows are left.
+pub(crate) fn next_file(
+    source: &mut Source,
+    schema: &SchemaRef,
+    rows_per_file: usize,
+) -> Result<Option<Vec<u8>>> {
+    let mut writer: Option<ArrowWriter<Vec<u8>>> = None;
+    let mut rows = 0;
+    while rows < rows_per_file {
+        let Some(batch) = source.next(rows_per_file - rows)? else {
+            break;
+        };
+        rows += batch.num_rows();
+        let w = match writer.take() {
             Some(w) => w,
-            None => {
-                let props = onepipe_archive::clean::writer_properties()
-                    .set_max_row_group_row_count(Some(self.rows_per_file))
-                    .build();
-                ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(props))?
-            }
+            None => new_writer(schema, rows_per_file)?,
         };
-        Ok(self.writer.insert(writer))
+        writer.insert(w).write(&batch)?;
     }
+    Ok(match writer {
+        Some(w) => Some(w.into_inner()?),
+        None => None,
+    })
+}
 
-    /// Uploads the open file; `false` when the name was taken.
-    async fn close(&mut self) -> Result<bool> {
-        let Some(writer) = self.writer.take() else {
-            return Ok(true);
-        };
-        let bytes = writer.into_inner()?;
-        self.in_file = 0;
-        let path = CleanFile {
-            topic: self.meta.topic.clone(),
-            date: self.date,
-            version: self.version,
-            part: u32::try_from(self.files.len()).unwrap_or(u32::MAX),
-        }
-        .path();
-        match self
-            .store
-            .put_opts(
-                &Path::from(path.as_str()),
-                PutPayload::from(bytes),
-                PutMode::Create.into(),
-            )
-            .await
-        {
-            Ok(_) => {
-                self.files.push(path);
-                Ok(true)
-            }
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
+/// A file with no rows, for a date left empty.
+pub(crate) fn empty_file(schema: &SchemaRef) -> Result<Vec<u8>> {
+    Ok(new_writer(schema, 1)?.into_inner()?)
+}
 
-    /// Uploads the last file (an empty one when there were no rows): the file names, or
-    /// `None` when the version folder turned out to be taken.
-    pub(crate) async fn finish(mut self) -> Result<Option<Vec<String>>> {
-        if self.writer.is_none() && self.files.is_empty() {
-            self.writer()?;
-        }
-        if !self.close().await? {
-            return Ok(None);
-        }
-        Ok(Some(self.files))
-    }
+fn new_writer(schema: &SchemaRef, rows_per_file: usize) -> Result<ArrowWriter<Vec<u8>>> {
+    let props = onepipe_archive::clean::writer_properties()
+        .set_max_row_group_row_count(Some(rows_per_file))
+        .build();
+    Ok(ArrowWriter::try_new(
+        Vec::new(),
+        schema.clone(),
+        Some(props),
+    )?)
 }

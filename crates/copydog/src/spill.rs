@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path as FsPath, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, interleave_record_batch, take_record_batch};
@@ -66,27 +68,56 @@ impl Budget {
     }
 }
 
-/// A private folder for spill files, removed when dropped.
-pub struct SpillDir {
+/// A private folder for spill files, created when the first file is named and removed
+/// when the last clone is dropped. Clones share it, so the blocking tasks of a run can
+/// each take one along.
+#[derive(Clone)]
+pub struct SpillDir(Arc<DirInner>);
+
+struct DirInner {
+    base: PathBuf,
     path: PathBuf,
-    next: u64,
+    created: Mutex<bool>,
+    next: AtomicU64,
 }
 
 impl SpillDir {
-    pub fn create(base: &FsPath) -> std::io::Result<Self> {
+    pub fn new(base: &FsPath) -> Self {
         let path = base.join(format!("copydog-spill-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&path)?;
-        Ok(SpillDir { path, next: 0 })
+        SpillDir(Arc::new(DirInner {
+            base: base.to_path_buf(),
+            path,
+            created: Mutex::new(false),
+            next: AtomicU64::new(0),
+        }))
     }
 
-    fn file(&mut self, what: &str) -> PathBuf {
-        self.next += 1;
-        self.path.join(format!("{what}-{}.arrow", self.next))
+    pub fn path(&self) -> &FsPath {
+        &self.0.path
+    }
+
+    /// A new file name in the folder, which is created first if need be.
+    fn file(&self, what: &str) -> Result<PathBuf> {
+        let dir = &self.0;
+        let mut created = dir.created.lock().unwrap_or_else(|e| e.into_inner());
+        if !*created {
+            std::fs::create_dir_all(&dir.path).map_err(|error| Error::SpillDir {
+                path: dir.base.clone(),
+                error,
+            })?;
+            tracing::info!(path = %dir.path.display(), "spilling to local disk");
+            *created = true;
+        }
+        let n = dir.next.fetch_add(1, Ordering::Relaxed) + 1;
+        Ok(dir.path.join(format!("{what}-{n}.arrow")))
     }
 }
 
-impl Drop for SpillDir {
+impl Drop for DirInner {
     fn drop(&mut self) {
+        if !*self.created.get_mut().unwrap_or_else(|e| e.into_inner()) {
+            return;
+        }
         if let Err(e) = std::fs::remove_dir_all(&self.path) {
             tracing::warn!(path = %self.path.display(), error = %e, "could not remove the spill folder");
         }
@@ -167,16 +198,17 @@ impl Bucket {
 }
 
 impl Buckets {
-    pub fn create(dir: &mut SpillDir, schema: &SchemaRef, level: u32) -> Result<Self> {
-        let files = (0..FANOUT)
-            .map(|_| Bucket {
-                path: dir.file(&format!("bucket-l{level}")),
+    pub fn create(dir: &SpillDir, schema: &SchemaRef, level: u32) -> Result<Self> {
+        let mut files = Vec::with_capacity(FANOUT);
+        for _ in 0..FANOUT {
+            files.push(Bucket {
+                path: dir.file(&format!("bucket-l{level}"))?,
                 writer: None,
                 bytes: 0,
                 pending: Vec::new(),
                 pending_bytes: 0,
-            })
-            .collect();
+            });
+        }
         Ok(Buckets {
             level,
             schema: schema.clone(),
@@ -248,7 +280,7 @@ impl DateRows {
     /// Moves the rows held in memory to the buckets on disk.
     pub fn spill(
         &mut self,
-        dir: &mut SpillDir,
+        dir: &SpillDir,
         schema: &SchemaRef,
         meta: &TopicMetadata,
     ) -> Result<()> {
@@ -265,26 +297,24 @@ impl DateRows {
 }
 
 /// New rows by date while the raw files are read, held within the budget.
-pub struct Pending<'m> {
+pub struct Pending {
     dates: BTreeMap<NaiveDate, DateRows>,
     held: usize,
     budget: Budget,
-    base: PathBuf,
-    dir: Option<SpillDir>,
+    dir: SpillDir,
     schema: SchemaRef,
-    meta: &'m TopicMetadata,
+    meta: TopicMetadata,
 }
 
-impl<'m> Pending<'m> {
-    pub fn new(budget: Budget, base: PathBuf, schema: SchemaRef, meta: &'m TopicMetadata) -> Self {
+impl Pending {
+    pub fn new(budget: Budget, base: PathBuf, schema: SchemaRef, meta: &TopicMetadata) -> Self {
         Pending {
             dates: BTreeMap::new(),
             held: 0,
             budget,
-            base,
-            dir: None,
+            dir: SpillDir::new(&base),
             schema,
-            meta,
+            meta: meta.clone(),
         }
     }
 
@@ -292,20 +322,9 @@ impl<'m> Pending<'m> {
         self.budget
     }
 
-    /// The spill folder, created on first use.
-    pub fn dir(&mut self) -> Result<&mut SpillDir> {
-        let dir = match self.dir.take() {
-            Some(d) => d,
-            None => {
-                let d = SpillDir::create(&self.base).map_err(|error| Error::SpillDir {
-                    path: self.base.clone(),
-                    error,
-                })?;
-                tracing::info!(path = %d.path.display(), "spilling to local disk");
-                d
-            }
-        };
-        Ok(self.dir.insert(dir))
+    /// The spill folder of the run (created on first use).
+    pub fn dir(&self) -> &SpillDir {
+        &self.dir
     }
 
     /// Adds new rows of `date`; past the budget the largest date in memory spills.
@@ -321,20 +340,19 @@ impl<'m> Pending<'m> {
             else {
                 break;
             };
-            self.dir()?;
-            let (Some(dir), Some(rows)) = (self.dir.as_mut(), self.dates.get_mut(&largest)) else {
+            let Some(rows) = self.dates.get_mut(&largest) else {
                 break;
             };
             if rows.spilled.is_none() {
                 tracing::info!(
                     topic = self.meta.topic,
                     date = %largest,
-                    path = %dir.path.display(),
+                    path = %self.dir.path().display(),
                     "over the memory budget, spilling to local disk"
                 );
             }
             self.held -= rows.bytes;
-            rows.spill(dir, &self.schema, self.meta)?;
+            rows.spill(&self.dir, &self.schema, &self.meta)?;
         }
         Ok(())
     }
@@ -394,7 +412,7 @@ impl Runs {
 
 /// Merges every bucket into a sorted run, splitting buckets over the budget first.
 pub fn merge_buckets(
-    dir: &mut SpillDir,
+    dir: &SpillDir,
     buckets: Vec<(PathBuf, usize)>,
     level: u32,
     meta: &TopicMetadata,
@@ -427,7 +445,7 @@ pub fn merge_buckets(
         runs.rows += batch.num_rows() as u64;
         runs.bytes += batch.get_array_memory_size();
         runs.conflicts += merged.conflicts;
-        let run = dir.file("run");
+        let run = dir.file("run")?;
         write_run(&run, &batch, schema)?;
         runs.paths.push(run);
     }
@@ -462,8 +480,8 @@ struct Cursor {
 }
 
 /// Merges sorted runs into one sorted stream of batches of about `out_rows` rows.
-pub struct RunMerger<'m> {
-    meta: &'m TopicMetadata,
+pub struct RunMerger {
+    meta: TopicMetadata,
     converter: Option<RowConverter>,
     cursors: Vec<Cursor>,
     /// A binary min-heap of cursor indices by their current row.
@@ -471,10 +489,10 @@ pub struct RunMerger<'m> {
     out_rows: usize,
 }
 
-impl<'m> RunMerger<'m> {
-    pub fn open(paths: &[PathBuf], meta: &'m TopicMetadata, out_rows: usize) -> Result<Self> {
+impl RunMerger {
+    pub fn open(paths: &[PathBuf], meta: &TopicMetadata, out_rows: usize) -> Result<Self> {
         let mut m = RunMerger {
-            meta,
+            meta: meta.clone(),
             converter: None,
             cursors: Vec::new(),
             heap: Vec::new(),
@@ -503,7 +521,7 @@ impl<'m> RunMerger<'m> {
     }
 
     fn rows(&mut self, batch: &RecordBatch) -> Result<Rows> {
-        let columns = merge::order_columns(batch, self.meta)?;
+        let columns = merge::order_columns(batch, &self.meta)?;
         let converter = match self.converter.take() {
             Some(c) => c,
             None => RowConverter::new(
@@ -668,8 +686,8 @@ mod tests {
         let whole = concat_batches(&schema, &input).unwrap();
         let expected = merge::merge(&whole, &meta).unwrap();
 
-        let mut dir = SpillDir::create(&std::env::temp_dir()).unwrap();
-        let mut buckets = Buckets::create(&mut dir, &schema, 0).unwrap();
+        let dir = SpillDir::new(&std::env::temp_dir());
+        let mut buckets = Buckets::create(&dir, &schema, 0).unwrap();
         for b in &input {
             buckets.write(b, &meta).unwrap();
         }
@@ -677,7 +695,7 @@ mod tests {
         // A budget so small that every bucket is split again.
         let budget = Budget { limit: 6 * 20_000 };
         merge_buckets(
-            &mut dir,
+            &dir,
             buckets.finish().unwrap(),
             0,
             &meta,

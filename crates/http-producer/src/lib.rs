@@ -3,7 +3,9 @@
 //! Clients POST plain JSON records; each batch is validated against the topic's schema
 //! in the registry and either refused as a whole (422, every failing record and field
 //! named) or produced with acks=all and idempotence, answering only once Kafka has
-//! acknowledged every record.
+//! acknowledged every record. At most `--max-concurrent-requests` requests are worked on
+//! at once; more get 503 with Retry-After before their body is read, and parsing and
+//! encoding run on Tokio's blocking pool, so the async workers stay free to answer.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,6 +25,7 @@ pub mod error;
 mod openapi;
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +45,7 @@ use onepipe_core::units::parse_duration;
 use rdkafka::producer::Producer as _;
 use serde_json::{Value as Json, json};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::auth::{ApiKeys, Denied};
 pub use crate::error::{Error, Result};
@@ -76,6 +80,13 @@ pub struct Config {
     /// Most records in one request; more get 413.
     #[arg(long, env = "ONEPIPE_MAX_RECORDS", default_value_t = 10_000)]
     pub max_records: usize,
+
+    /// Most requests worked on at once; more get 503 with Retry-After at once, before
+    /// their body is read. A request holds its body, the parsed records and the encoded
+    /// records until Kafka has them (up to about 5 x --max-body-bytes), so memory for
+    /// requests stays under about 5 x this x --max-body-bytes: 640 MiB with the defaults.
+    #[arg(long, env = "ONEPIPE_MAX_CONCURRENT_REQUESTS", default_value = "8")]
+    pub max_concurrent_requests: NonZeroUsize,
 
     /// How long Kafka may take to acknowledge a batch before the request gets 503
     /// with Retry-After, e.g. 10s or 500ms.
@@ -121,6 +132,8 @@ pub struct App {
     max_body_bytes: usize,
     max_records: usize,
     produce_timeout: Duration,
+    /// One permit per request being worked on.
+    permits: Arc<Semaphore>,
     metrics: Metrics,
 }
 
@@ -161,6 +174,7 @@ impl App {
             max_body_bytes: config.max_body_bytes,
             max_records: config.max_records,
             produce_timeout,
+            permits: Arc::new(Semaphore::new(config.max_concurrent_requests.get())),
             metrics: Metrics::new(),
         }))
     }
@@ -269,6 +283,14 @@ impl ApiError {
         }
     }
 
+    fn internal() -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error in http-producer; its log has the cause",
+        )
+    }
+
     fn details(mut self, details: Json) -> Self {
         self.details = details;
         self
@@ -310,11 +332,7 @@ fn client_error(e: ClientError) -> ApiError {
         other => {
             // The detail is for the operator's log; the client gets a stable message.
             tracing::error!(error = %other, "unexpected failure");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error in http-producer; its log has the cause",
-            )
+            ApiError::internal()
         }
     }
 }
@@ -390,6 +408,15 @@ async fn produce_inner(
     {
         return Err(body_too_large(app.max_body_bytes));
     }
+    // Held until the reply: the body, its records and their encoding are in memory until
+    // Kafka has them, so the permits bound memory as well as CPU. Without one the
+    // request is refused at once, its body unread.
+    let Ok(_permit) = app.permits.clone().try_acquire_owned() else {
+        tracing::debug!(topic, "at the limit of concurrent requests, refused");
+        return Err(ApiError::unavailable(
+            "http-producer is working on as many requests as it takes at once; retry later",
+        ));
+    };
     let writer = app
         .serializer
         .writer(topic, version)
@@ -398,24 +425,20 @@ async fn produce_inner(
     let bytes = axum::body::to_bytes(body, app.max_body_bytes)
         .await
         .map_err(|_| body_too_large(app.max_body_bytes))?;
-    let records = if ndjson {
-        parse_ndjson(&bytes)?
-    } else {
-        parse_json(&bytes)?
-    };
-    if records.is_empty() {
-        return Err(ApiError::bad_request(
-            "the batch has no records: send at least one",
-        ));
-    }
-    if records.len() > app.max_records {
-        return Err(ApiError::too_large(format!(
-            "the batch has {} records, more than the limit of {}",
-            records.len(),
-            app.max_records
-        )));
-    }
-    let (outgoing, failures) = encode_all(&writer, records, trace);
+    let max_records = app.max_records;
+    let trace = trace.map(str::to_string);
+    // Parsing and encoding up to --max-body-bytes is CPU work: off the async workers.
+    let (writer, outgoing, failures) = tokio::task::spawn_blocking(move || {
+        let records = parse_batch(&bytes, ndjson, max_records)?;
+        drop(bytes);
+        let (outgoing, failures) = encode_all(&writer, records, trace.as_deref());
+        Ok::<_, ApiError>((writer, outgoing, failures))
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "parsing and encoding a batch failed");
+        ApiError::internal()
+    })??;
     if !failures.is_empty() {
         let total = outgoing.len() + failures.len();
         app.metrics.inc(
@@ -481,6 +504,27 @@ async fn produce_inner(
         "offsets": offsets,
     }))
     .into_response())
+}
+
+/// The records of a body, within the record limit.
+fn parse_batch(bytes: &[u8], ndjson: bool, max_records: usize) -> Result<Vec<Incoming>, ApiError> {
+    let records = if ndjson {
+        parse_ndjson(bytes)?
+    } else {
+        parse_json(bytes)?
+    };
+    if records.is_empty() {
+        return Err(ApiError::bad_request(
+            "the batch has no records: send at least one",
+        ));
+    }
+    if records.len() > max_records {
+        return Err(ApiError::too_large(format!(
+            "the batch has {} records, more than the limit of {max_records}",
+            records.len(),
+        )));
+    }
+    Ok(records)
 }
 
 fn body_too_large(limit: usize) -> ApiError {

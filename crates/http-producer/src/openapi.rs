@@ -62,8 +62,9 @@ pub fn document() -> Json {
                         "413": error("Body or record count over the limits"),
                         "415": error("Content type other than application/json or application/x-ndjson"),
                         "422": error("Records that do not fit the schema; details list each by index"),
-                        "503": error("Kafka or the registry could not take the records in time; \
-                            retry after the Retry-After header's seconds")
+                        "503": error("Kafka or the registry could not take the records in time, or \
+                            http-producer is at its limit of concurrent requests; retry after \
+                            the Retry-After header's seconds")
                     }
                 }
             }
