@@ -960,3 +960,23 @@ async fn postgres_two_loaders_never_double_a_date() {
         "two loaders",
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn not_ready_while_a_pass_cannot_plan() {
+    let p = Pipeline::new("wl_ready").await;
+    let mart = Mart::new(Backend::Sqlite, None, "ready").await;
+    // The clean archive is in a bucket that does not exist: every pass fails to plan.
+    let mut config = p.config(&mart, &p.topic);
+    config.object_store = format!("s3://{}", unique_name("no-such-bucket"));
+    let (loader, report) = once(&config).await;
+    assert!(!report.failures.is_empty());
+    let why = loader.ready().await.unwrap_err();
+    assert!(
+        why.contains("could not plan") && why.contains(&p.topic),
+        "{why}"
+    );
+    // With the archive reachable (and nothing to load yet) it is ready.
+    let (loader, report) = once(&p.config(&mart, &p.topic)).await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(loader.ready().await, Ok(()));
+}

@@ -142,6 +142,9 @@ pub struct Loader {
     metrics: Metrics,
     /// Datasets stopped until restart, with why.
     stopped: Mutex<BTreeMap<String, String>>,
+    /// Datasets the last pass could not plan (object store or registry failing), with
+    /// why: `/readyz` names them.
+    unplanned: Mutex<BTreeMap<String, String>>,
 }
 
 impl Loader {
@@ -212,7 +215,28 @@ impl Loader {
             concurrency,
             metrics,
             stopped: Mutex::new(BTreeMap::new()),
+            unplanned: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Whether the loader can do its work now: the warehouse answers and the last pass
+    /// could plan every dataset (read its manifest, reach the registry). `Err` names what
+    /// fails. Datasets stopped for an operator are not counted (a metric shows them).
+    pub async fn ready(&self) -> std::result::Result<(), String> {
+        self.warehouse
+            .ping()
+            .await
+            .map_err(|e| format!("the warehouse does not answer: {e}"))?;
+        let unplanned = self.unplanned.lock().unwrap_or_else(|p| p.into_inner());
+        if unplanned.is_empty() {
+            return Ok(());
+        }
+        let why: Vec<String> = unplanned.iter().map(|(d, e)| format!("{d}: {e}")).collect();
+        Err(format!(
+            "the last pass could not plan {}: {}",
+            unplanned.len(),
+            why.join("; ")
+        ))
     }
 
     pub fn datasets(&self) -> &[Dataset] {
@@ -299,6 +323,7 @@ impl Loader {
     pub async fn cycle(&self, stop: &watch::Receiver<bool>) -> Report {
         let mut report = Report::default();
         let mut jobs = Vec::new();
+        let mut unplanned = BTreeMap::new();
         for dataset in &self.datasets {
             let topic = &dataset.topic;
             if let Some(why) = self.stopped_reason(topic) {
@@ -316,9 +341,11 @@ impl Loader {
                 Err(e) => {
                     tracing::warn!(dataset = %topic, error = %e, "planning failed, retrying next pass");
                     report.failures.push((topic.clone(), e.to_string()));
+                    unplanned.insert(topic.clone(), e.to_string());
                 }
             }
         }
+        *self.unplanned.lock().unwrap_or_else(|p| p.into_inner()) = unplanned;
         let total = jobs.len();
         let mut results = futures::stream::iter(jobs)
             .map(|job| async move {

@@ -26,7 +26,7 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     let ready_loader = loader.clone();
     let ready: admin::ReadyCheck = Arc::new(move || {
         let l = ready_loader.clone();
-        Box::pin(async move { l.warehouse().ping().await.map_err(Into::into) })
+        Box::pin(async move { l.ready().await.map_err(Into::into) })
     });
     let mut admin_stopped = stopped.clone();
     let admin = tokio::spawn(admin::serve(
