@@ -1207,3 +1207,95 @@ async fn serve_is_not_ready_while_the_registry_refuses_it() {
     readyz(served.addrs["admin"].clone(), 200, "ready").await;
     assert_eq!(served.terminate(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn decimal_sums_are_exact_and_float_sums_agree_with_postgres() {
+    let url = fresh_database("it_sums").await;
+    let pool = warehouse::connect(&url).await.unwrap();
+    let topic = unique_name("sums");
+    let table = format!(
+        "public.{}",
+        warehouse::quote(&warehouse::table_name(&topic))
+    );
+    sqlx::query(&format!(
+        "CREATE TABLE {table} (\"_date\" date, id text, price numeric(18,2), weight real, ratio double precision)"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Prices near 1e9 each (a sum near 1e11), float4 weights that float4 arithmetic
+    // sums differently from double precision.
+    let n = 100;
+    let ids: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+    let cents: Vec<i128> = (0..n).map(|i| 99_999_999_999 + i as i128 * 7).collect();
+    let weights: Vec<f32> = (0..n).map(|i| 0.1 + i as f32 / 3.0).collect();
+    let ratios: Vec<f64> = (0..n).map(|i| 1e-3 * i as f64 + 0.1).collect();
+    for i in 0..n {
+        sqlx::query(&format!(
+            "INSERT INTO {table} VALUES ('2026-11-24', $1, $2::numeric / 100, $3, $4)"
+        ))
+        .bind(&ids[i])
+        .bind(cents[i].to_string())
+        .bind(weights[i])
+        .bind(ratios[i])
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let fields = vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("price", DataType::Decimal128(18, 2), true),
+        Field::new("weight", DataType::Float32, true),
+        Field::new("ratio", DataType::Float64, true),
+    ];
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(fields.clone())),
+        vec![
+            Arc::new(StringArray::from(ids.clone())),
+            Arc::new(
+                Decimal128Array::from(cents.clone())
+                    .with_precision_and_scale(18, 2)
+                    .unwrap(),
+            ),
+            Arc::new(Float32Array::from(weights.clone())),
+            Arc::new(Float64Array::from(ratios.clone())),
+        ],
+    )
+    .unwrap();
+    let mut meta = TopicMetadata::new(&topic, vec!["id".into()]);
+    meta.checks = ["sum(price)", "sum(weight)", "sum(ratio)"]
+        .iter()
+        .map(|c| c.parse().unwrap())
+        .collect();
+    let float_sums = onepipe_verifier::checks::float_sums(&meta, &fields);
+    let ours = compute(&[batch], &meta).unwrap();
+    let db = warehouse::Db::Postgres(pool.clone());
+    let theirs = warehouse::checks(&db, "public", &meta, &fields)
+        .await
+        .unwrap();
+    let theirs = &theirs["2026-11-24"];
+    for name in ["rows", "sum(price)", "sum(weight)", "sum(ratio)"] {
+        assert!(
+            onepipe_verifier::checks::agree(&ours[name], &theirs[name], float_sums.contains(name)),
+            "{name}: Rust {}, PostgreSQL {}",
+            ours[name],
+            theirs[name]
+        );
+    }
+    // One price a cent off in PostgreSQL: the decimal sum no longer agrees.
+    sqlx::query(&format!(
+        "UPDATE {table} SET price = price + 0.01 WHERE id = 'k7'"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let theirs = warehouse::checks(&db, "public", &meta, &fields)
+        .await
+        .unwrap();
+    let off = &theirs["2026-11-24"]["sum(price)"];
+    assert!(
+        !onepipe_verifier::checks::agree(&ours["sum(price)"], off, false),
+        "a cent's difference in {} vs {off} went unnoticed",
+        ours["sum(price)"]
+    );
+}

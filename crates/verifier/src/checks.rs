@@ -1,7 +1,8 @@
 //! Check values of one date in one store, computed from Arrow rows (raw and clean
 //! archives). Values are canonical texts (see `canonical`), so every store's are
-//! compared as strings; float sums compare with a relative tolerance since their
-//! rounding depends on the order of addition.
+//! compared as strings. Only sums of float columns compare with a relative tolerance
+//! (their rounding depends on the order of addition); integer and decimal sums are
+//! exact on every side and must be equal.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -262,17 +263,65 @@ fn extreme(columns: &[ArrayRef], largest: bool) -> Result<String> {
     ))
 }
 
-/// Whether two stores' values of a check agree.
-pub fn agree(check: &str, a: &str, b: &str) -> bool {
+/// The checks that sum a float column (`float`, `double`): the only ones whose values
+/// may differ in the last bits between stores.
+pub fn float_sums(meta: &TopicMetadata, fields: &[arrow::datatypes::Field]) -> HashSet<String> {
+    meta.effective_checks()
+        .into_iter()
+        .filter(|c| match c {
+            Check::Sum(f) => fields.iter().any(|x| {
+                x.name() == f && matches!(x.data_type(), DataType::Float32 | DataType::Float64)
+            }),
+            _ => false,
+        })
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// Whether two stores' values of a check agree: equal texts, or for a float sum
+/// (`float_sum`, from [`float_sums`]) equal within a relative 1e-9, since the order of
+/// addition changes the last bits. Decimal sums are exact and get no tolerance: a
+/// `decimal(18,2)` sum near 1e11 that differs by 0.01 is a mismatch.
+pub fn agree(a: &str, b: &str, float_sum: bool) -> bool {
     if a == b {
         return true;
     }
-    // Float sums: the order of addition changes the last bits.
-    if check.starts_with("sum(")
-        && let (Ok(x), Ok(y)) = (a.parse::<f64>(), b.parse::<f64>())
-        && (a.contains(['.', 'e']) || b.contains(['.', 'e']))
-    {
+    if float_sum && let (Ok(x), Ok(y)) = (a.parse::<f64>(), b.parse::<f64>()) {
         return (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0);
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::Field;
+
+    #[test]
+    fn only_float_sums_get_a_tolerance() {
+        // decimal(18,2) sums near 1e11: a cent apart is a mismatch.
+        assert!(!agree("123456789012.34", "123456789012.35", false));
+        assert!(agree("123456789012.34", "123456789012.34", false));
+        // Float sums: the last bits may differ, more may not.
+        assert!(agree("123456789012.34", "123456789012.3401", true));
+        assert!(!agree("123456789012.34", "123456790012.34", true));
+        assert!(!agree("7", "8", true));
+
+        let mut meta = TopicMetadata::new("t", vec!["id".into()]);
+        meta.checks = ["sum(price)", "sum(ratio)", "sum(weight)", "sum(n)"]
+            .iter()
+            .map(|c| c.parse().unwrap())
+            .collect();
+        let fields = [
+            Field::new("price", DataType::Decimal128(18, 2), true),
+            Field::new("ratio", DataType::Float64, true),
+            Field::new("weight", DataType::Float32, true),
+            Field::new("n", DataType::Int64, true),
+        ];
+        let floats = float_sums(&meta, &fields);
+        assert_eq!(
+            floats,
+            HashSet::from(["sum(ratio)".to_string(), "sum(weight)".to_string()])
+        );
+    }
 }

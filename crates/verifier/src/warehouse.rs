@@ -225,7 +225,17 @@ async fn pg_checks(
                     format!("count(DISTINCT ({}))::text", keys.join(", "))
                 }
             }
-            Check::Sum(f) => format!("sum({})::text", quote(&find(f)?.name().clone())),
+            Check::Sum(f) => {
+                let field = find(f)?;
+                match field.data_type() {
+                    // float4 sums are float4 in PostgreSQL: sum in double precision, as
+                    // the Rust side does.
+                    DataType::Float32 | DataType::Float64 => {
+                        format!("sum({}::double precision)::text", quote(field.name()))
+                    }
+                    _ => format!("sum({})::text", quote(field.name())),
+                }
+            }
             Check::Min(f) | Check::Max(f) => {
                 let field = find(f)?;
                 let agg = if matches!(check, Check::Min(_)) {
