@@ -1299,3 +1299,64 @@ async fn decimal_sums_are_exact_and_float_sums_agree_with_postgres() {
         ours["sum(price)"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_field_name_longer_than_postgres_keeps_is_checked_under_the_loaders_name() {
+    let url = fresh_database("it_long_names").await;
+    let pool = warehouse::connect(&url).await.unwrap();
+    let topic = unique_name("long_names");
+    let long = format!("amount_{}", "x".repeat(93));
+    assert_eq!(long.len(), 100);
+    let column = onepipe_tables::names::column_name(&long);
+    let table = format!(
+        "public.{}",
+        warehouse::quote(&warehouse::table_name(&topic))
+    );
+    sqlx::query(&format!(
+        "CREATE TABLE {table} (\"_date\" date, id text, {} bigint)",
+        warehouse::quote(&column)
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let ids: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+    let amounts: Vec<i64> = (0..20).map(|i| i * 1_000 + 7).collect();
+    for (id, a) in ids.iter().zip(&amounts) {
+        sqlx::query(&format!(
+            "INSERT INTO {table} VALUES ('2026-11-24', $1, $2)"
+        ))
+        .bind(id)
+        .bind(a)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let fields = vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new(&long, DataType::Int64, true),
+    ];
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(fields.clone())),
+        vec![
+            Arc::new(StringArray::from(ids.clone())),
+            Arc::new(Int64Array::from(amounts.clone())),
+        ],
+    )
+    .unwrap();
+    let mut meta = TopicMetadata::new(&topic, vec!["id".into()]);
+    meta.checks = [
+        format!("sum({long})"),
+        format!("max({long})"),
+        "row_checksum".into(),
+    ]
+    .iter()
+    .map(|c| c.parse().unwrap())
+    .collect();
+    let ours = compute(&[batch], &meta).unwrap();
+    let db = warehouse::Db::Postgres(pool.clone());
+    let theirs = warehouse::checks(&db, "public", &meta, &fields)
+        .await
+        .unwrap_or_else(|e| panic!("the checks name the loader's column: {e}"));
+    let theirs = &theirs["2026-11-24"];
+    assert_eq!(&ours, theirs);
+}

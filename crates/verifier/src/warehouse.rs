@@ -17,12 +17,19 @@ use crate::checks::CheckValues;
 use crate::error::{Error, Result};
 
 // Table and column names exactly as warehouse-loader creates them (one definition).
-use onepipe_tables::names::qualified;
+use onepipe_tables::names::{column_name, qualified};
 pub use onepipe_tables::names::{quote, sql_name as table_name};
 
-/// The SQL text of a column, as `canonical::value_text` writes it (NULL stays NULL).
-pub fn text_expr(column: &str, dt: &DataType) -> String {
-    let c = quote(column);
+/// The quoted warehouse column of an Avro field: the loader's own naming (names longer
+/// than PostgreSQL keeps are cut and hashed), never the raw field name.
+pub fn col(field: &str) -> String {
+    quote(&column_name(field))
+}
+
+/// The SQL text of a field's column, as `canonical::value_text` writes it (NULL stays
+/// NULL).
+pub fn text_expr(field: &str, dt: &DataType) -> String {
+    let c = col(field);
     match dt {
         DataType::Utf8 => c,
         DataType::Date32 => format!("to_char({c}, 'YYYY-MM-DD')"),
@@ -133,10 +140,10 @@ async fn sqlite_checks(
     for check in meta.effective_checks() {
         let expr = match &check {
             Check::CountDistinctUniqueKey if meta.unique_key.len() == 1 => {
-                format!("count(DISTINCT {})", quote(&meta.unique_key[0]))
+                format!("count(DISTINCT {})", col(&meta.unique_key[0]))
             }
             Check::Sum(f) => match fields.iter().find(|x| x.name() == f).map(Field::data_type) {
-                Some(DataType::Int32 | DataType::Int64) => format!("sum({})", quote(f)),
+                Some(DataType::Int32 | DataType::Int64) => format!("sum({})", col(f)),
                 _ => continue,
             },
             _ => continue,
@@ -178,7 +185,7 @@ pub async fn keys(db: &Db, meta: &TopicMetadata, date: &str) -> Result<Vec<Strin
     let cols: Vec<String> = meta
         .unique_key
         .iter()
-        .map(|k| format!("CAST({} AS TEXT)", quote(k)))
+        .map(|k| format!("CAST({} AS TEXT)", col(k)))
         .collect();
     let sql = format!(
         "SELECT {} FROM {table} WHERE CAST(\"_date\" AS TEXT) LIKE $1 || '%'",
@@ -218,7 +225,7 @@ async fn pg_checks(
     for check in meta.effective_checks() {
         let expr = match &check {
             Check::CountDistinctUniqueKey => {
-                let keys: Vec<String> = meta.unique_key.iter().map(|k| quote(k)).collect();
+                let keys: Vec<String> = meta.unique_key.iter().map(|k| col(k)).collect();
                 if keys.len() == 1 {
                     format!("count(DISTINCT {})::text", keys[0])
                 } else {
@@ -231,9 +238,9 @@ async fn pg_checks(
                     // float4 sums are float4 in PostgreSQL: sum in double precision, as
                     // the Rust side does.
                     DataType::Float32 | DataType::Float64 => {
-                        format!("sum({}::double precision)::text", quote(field.name()))
+                        format!("sum({}::double precision)::text", col(field.name()))
                     }
-                    _ => format!("sum({})::text", quote(field.name())),
+                    _ => format!("sum({})::text", col(field.name())),
                 }
             }
             Check::Min(f) | Check::Max(f) => {
@@ -243,7 +250,7 @@ async fn pg_checks(
                 } else {
                     "max"
                 };
-                let inner = format!("{agg}({})", quote(field.name()));
+                let inner = format!("{agg}({})", col(field.name()));
                 match field.data_type() {
                     DataType::Date32 => format!("to_char({inner}, 'YYYY-MM-DD')"),
                     DataType::Timestamp(_, _) => {
