@@ -1360,3 +1360,108 @@ async fn a_field_name_longer_than_postgres_keeps_is_checked_under_the_loaders_na
     let theirs = &theirs["2026-11-24"];
     assert_eq!(&ours, theirs);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nanosecond_timestamps_agree_with_postgres_row_by_row() {
+    use arrow::array::TimestampNanosecondArray;
+    let avro = apache_avro::Schema::parse_str(
+        r#"{"type":"record","name":"T","fields":[{"name":"id","type":"string"},
+            {"name":"at","type":{"type":"long","logicalType":"timestamp-nanos"}}]}"#,
+    )
+    .unwrap();
+    let fields: Vec<Field> = onepipe_archive::columns::Mapping::new(&avro)
+        .unwrap()
+        .fields()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let DataType::Timestamp(TimeUnit::Nanosecond, tz) = fields[1].data_type().clone() else {
+        panic!("timestamp-nanos maps to {:?}", fields[1].data_type());
+    };
+    // Ties and near-ties of the microsecond, a carry into the next second, before 1970.
+    const T0: i64 = 1_795_498_200_000_000_000;
+    let nanos: Vec<i64> = vec![
+        T0 + 1_500,
+        T0 + 2_500,
+        T0 + 3_500,
+        T0 + 123_456_500,
+        T0 + 999_999_500,
+        T0 + 999_999_700,
+        T0 + 499,
+        T0 + 501,
+        -1_500,
+        -2_500,
+        -999_999_999,
+    ];
+    let ids: Vec<String> = (0..nanos.len()).map(|i| format!("k{i}")).collect();
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(fields.clone())),
+        vec![
+            Arc::new(StringArray::from(ids.clone())),
+            Arc::new(TimestampNanosecondArray::from(nanos.clone()).with_timezone_opt(tz)),
+        ],
+    )
+    .unwrap();
+
+    // Loaded the loader's way: its COPY text into its column types.
+    let url = fresh_database("it_nanos").await;
+    let pool = warehouse::connect(&url).await.unwrap();
+    let topic = unique_name("nanos");
+    let table = format!(
+        "public.{}",
+        warehouse::quote(&warehouse::table_name(&topic))
+    );
+    sqlx::query(&format!(
+        "CREATE TABLE {table} (id text, at timestamptz, \"_date\" date)"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    // The record's columns (this table has no Kafka columns).
+    let mut columns = onepipe_tables::types::columns(&avro).unwrap();
+    columns.retain(|c| c.source == "id" || c.source == "at");
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+    let mut text = Vec::new();
+    onepipe_warehouse_loader::encode::Encoder::new(columns, day)
+        .copy_text(&batch, &mut text)
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let mut copy = conn
+        .copy_in_raw(&format!("COPY {table} FROM STDIN"))
+        .await
+        .unwrap();
+    copy.send(text).await.unwrap();
+    copy.finish().await.unwrap();
+    drop(conn);
+
+    let stored: std::collections::BTreeMap<String, String> = sqlx::query(&format!(
+        "SELECT id, {} FROM {table}",
+        warehouse::text_expr("at", fields[1].data_type())
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+    .collect();
+    let column: ArrayRef = batch.column(1).clone();
+    for (i, id) in ids.iter().enumerate() {
+        let ours = onepipe_verifier::canonical::value_text(&column, i);
+        assert_eq!(
+            ours, stored[id],
+            "{} ns: the verifier says {ours} µs, PostgreSQL holds {}",
+            nanos[i], stored[id]
+        );
+    }
+    let mut meta = TopicMetadata::new(&topic, vec!["id".into()]);
+    meta.checks = ["min(at)", "max(at)", "row_checksum"]
+        .iter()
+        .map(|c| c.parse().unwrap())
+        .collect();
+    let ours = compute(&[batch], &meta).unwrap();
+    let theirs = warehouse::checks(&warehouse::Db::Postgres(pool), "public", &meta, &fields)
+        .await
+        .unwrap();
+    assert_eq!(&ours, &theirs["2026-11-24"]);
+}

@@ -117,10 +117,7 @@ pub fn push_value_text(out: &mut String, column: &ArrayRef, i: usize) {
                     "us",
                 ),
                 TimeUnit::Nanosecond => (
-                    column
-                        .as_primitive::<TimestampNanosecondType>()
-                        .value(i)
-                        .div_euclid(1000),
+                    pg_micros(column.as_primitive::<TimestampNanosecondType>().value(i)),
                     1,
                     "us",
                 ),
@@ -152,6 +149,19 @@ pub use onepipe_archive::columns::decimal_text;
 /// A double as PostgreSQL 12+ prints float8 (extra_float_digits = 1, the default).
 pub fn float8_text(v: f64) -> String {
     pg_float(v, format!("{v:e}"), 15)
+}
+
+/// Microseconds of a nanosecond timestamp as PostgreSQL stores it from the loader's text
+/// (nine fraction digits): PostgreSQL reads the fraction with `strtod` and keeps
+/// `rint(fraction * 1e6)` microseconds (round to nearest, ties to even, on the double),
+/// carrying into the next second. Flooring instead disagreed with every warehouse on
+/// about half the rows.
+pub fn pg_micros(nanos: i64) -> i64 {
+    let secs = nanos.div_euclid(1_000_000_000);
+    let fraction: f64 = format!("0.{:09}", nanos.rem_euclid(1_000_000_000))
+        .parse()
+        .unwrap_or(0.0);
+    secs * 1_000_000 + (fraction * 1e6).round_ties_even() as i64
 }
 
 /// A float as PostgreSQL prints float4.
@@ -310,8 +320,19 @@ mod tests {
                 i64::MAX,
                 i64::MIN
             ]))),
-            ["9223372036854775", "-9223372036854776"]
+            // Rounded to microseconds as PostgreSQL rounds the loader's text.
+            ["9223372036854776", "-9223372036854776"]
         );
+    }
+
+    #[test]
+    fn nanoseconds_round_to_microseconds_as_postgres_reads_them() {
+        assert_eq!(pg_micros(1_499), 1);
+        assert_eq!(pg_micros(1_501), 2);
+        assert_eq!(pg_micros(-1), 0);
+        assert_eq!(pg_micros(-501), -1);
+        // Carried into the next second.
+        assert_eq!(pg_micros(999_999_700), 1_000_000);
     }
 
     #[test]
