@@ -419,17 +419,32 @@ impl Shared {
     /// returns the assignment with those offsets.
     fn assign(&self, tpl: &TopicPartitionList) -> TopicPartitionList {
         let mut assignment = TopicPartitionList::new();
+        // This runs in the rebalance callback: like a revoke, it must end well within
+        // max.poll.interval.ms. An object store that does not answer in time stops
+        // copycat (a restart resumes, and the group can give the partitions to another).
+        let deadline = tokio::time::Instant::now() + self.revoke_timeout;
         for e in tpl.elements() {
             let (topic, partition) = (e.topic().to_string(), e.partition());
             let store = self.uploads.store.clone();
-            let resume = self.handle.block_on(with_retries("recovery", 5, || {
-                checkpoint::recover(store.as_ref(), &topic, partition).err_into()
-            }));
+            let resume = self.handle.block_on(async {
+                let recovery = with_retries("recovery", 5, || {
+                    checkpoint::recover(store.as_ref(), &topic, partition).err_into()
+                });
+                tokio::time::timeout_at(deadline, recovery).await
+            });
             let resume = match resume {
-                Ok(r) => r,
-                Err(e) => {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
                     self.uploads.fail(format!(
                         "finding where {topic} partition {partition} resumes: {e}"
+                    ));
+                    return TopicPartitionList::new();
+                }
+                Err(_) => {
+                    self.uploads.fail(format!(
+                        "finding where {topic} partition {partition} resumes took longer than \
+                         --revoke-timeout ({:?}): the object store does not answer",
+                        self.revoke_timeout
                     ));
                     return TopicPartitionList::new();
                 }
@@ -1027,6 +1042,26 @@ mod tests {
             vec![(0, 0, 9), (0, 10, 11), (1, 0, 9), (1, 10, 11)]
         );
     }
+
+    #[test]
+    fn an_assignment_during_an_object_store_outage_ends_within_its_limit() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let outage = Arc::new(super::outage::Outage::default());
+        outage.frozen.store(true, Ordering::SeqCst);
+        let mut s = shared(&rt, outage.clone());
+        s.revoke_timeout = Duration::from_millis(500);
+        let started = Instant::now();
+        let assignment = s.assign(&partitions(2));
+        // Unbounded, this waited for every try of the recovery (5 × 60 s).
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the assignment took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(assignment.count(), 0);
+        let why = s.uploads.fatal().expect("copycat stops");
+        assert!(why.contains("took longer than"), "{why}");
+    }
 }
 
 /// An in-memory store whose raw file uploads hang while `down` is set: an object store
@@ -1047,7 +1082,10 @@ mod outage {
     #[derive(Debug, Default)]
     pub struct Outage {
         pub inner: InMemory,
+        /// Raw file uploads hang.
         pub down: AtomicBool,
+        /// Reads and listings hang too.
+        pub frozen: AtomicBool,
     }
 
     impl fmt::Display for Outage {
@@ -1079,6 +1117,9 @@ mod outage {
             self.inner.put_multipart_opts(l, o).await
         }
         async fn get_opts(&self, l: &Path, o: GetOptions) -> Result<GetResult> {
+            if self.frozen.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
             self.inner.get_opts(l, o).await
         }
         fn delete_stream(
@@ -1088,6 +1129,9 @@ mod outage {
             self.inner.delete_stream(locations)
         }
         fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+            if self.frozen.load(Ordering::SeqCst) {
+                return Box::pin(futures::stream::pending());
+            }
             self.inner.list(prefix)
         }
         async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {

@@ -61,9 +61,11 @@ pub struct Config {
     #[arg(long, env = "ONEPIPE_IDLE_FLUSH", default_value = "60s", value_parser = parse_duration)]
     pub idle_flush: Duration,
 
-    /// How long giving back partitions in a rebalance waits for their finished files to
-    /// upload. Uploads still running then (an object store outage) are abandoned; the
-    /// next owner writes their claimed ranges. Keep it well under the consumer's
+    /// How long a rebalance may take. Giving back partitions waits this long for their
+    /// finished files to upload; uploads still running then (an object store outage)
+    /// are abandoned and the next owner writes their claimed ranges. Finding where newly
+    /// assigned partitions resume must end within it too, else copycat stops (a restart
+    /// resumes). Keep it well under the consumer's
     /// `max.poll.interval.ms` (5 minutes unless set with --kafka-option), or the group
     /// drops this member mid-rebalance.
     #[arg(long, env = "ONEPIPE_REVOKE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
