@@ -12,7 +12,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(path) if !path.is_empty() => config.protoc_executable(path),
         _ => config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?),
     };
-    tonic_prost_build::configure().compile_with_config(config, &files, &[root.clone()])?;
+    tonic_prost_build::configure().compile_with_config(
+        config,
+        &files,
+        std::slice::from_ref(&root),
+    )?;
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }
