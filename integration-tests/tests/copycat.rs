@@ -12,6 +12,7 @@ use clap::Parser;
 use object_store::ObjectStore;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
+use onepipe_archive::layout::RawFile;
 use onepipe_archive::raw::RawRecord;
 use onepipe_integration_tests::{create_topic, endpoint, start_registry, unique_name};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -240,21 +241,11 @@ async fn read_archive(
     store: &dyn ObjectStore,
     topic: &str,
 ) -> (BTreeMap<(i32, i64), RawRecord>, usize) {
-    let (files, strange) = onepipe_archive::checkpoint::list_raw(store, &format!("raw/{topic}/"))
-        .await
-        .unwrap();
-    assert!(strange.is_empty(), "{strange:?}");
+    let files = raw_files(store, topic).await;
+    let count = files.len();
     let mut out = BTreeMap::new();
-    for f in &files {
+    for (f, records) in files {
         let path = f.path();
-        let data = store
-            .get(&Path::from(path.as_str()))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let records = onepipe_archive::raw::decode(&path, data).unwrap();
         assert_eq!(
             records.len() as i64,
             f.last_offset - f.first_offset + 1,
@@ -281,7 +272,7 @@ async fn read_archive(
             }
         }
     }
-    (out, files.len())
+    (out, count)
 }
 
 /// Every produced record is in the archive, byte for byte, and nothing else is.
@@ -781,12 +772,37 @@ async fn archived_offsets(
     store: &dyn ObjectStore,
     topic: &str,
 ) -> (Vec<(i64, i64)>, Vec<(i64, Vec<u8>)>) {
-    let (mut files, _) = onepipe_archive::checkpoint::list_raw(store, &format!("raw/{topic}/"))
-        .await
-        .unwrap();
-    files.sort_by_key(|f| f.first_offset);
+    let files = raw_files(store, topic).await;
     let mut records = Vec::new();
-    for f in &files {
+    for (f, rs) in &files {
+        for r in rs {
+            assert!(
+                (f.first_offset..=f.last_offset).contains(&r.offset),
+                "{} holds offset {}",
+                f.path(),
+                r.offset
+            );
+            records.push((r.offset, r.value.clone().unwrap_or_default()));
+        }
+    }
+    let ranges = files
+        .iter()
+        .map(|(f, _)| (f.first_offset, f.last_offset))
+        .collect();
+    (ranges, records)
+}
+
+/// Every raw file of `topic` with its records, in partition and offset order; panics on
+/// objects in raw/ with names that are not raw file names.
+async fn raw_files(store: &dyn ObjectStore, topic: &str) -> Vec<(RawFile, Vec<RawRecord>)> {
+    let (mut files, strange) =
+        onepipe_archive::checkpoint::list_raw(store, &format!("raw/{topic}/"))
+            .await
+            .unwrap();
+    assert!(strange.is_empty(), "{strange:?}");
+    files.sort_by_key(|f| (f.partition, f.first_offset));
+    let mut out = Vec::new();
+    for f in files {
         let path = f.path();
         let data = store
             .get(&Path::from(path.as_str()))
@@ -795,20 +811,10 @@ async fn archived_offsets(
             .bytes()
             .await
             .unwrap();
-        for r in onepipe_archive::raw::decode(&path, data).unwrap() {
-            assert!(
-                (f.first_offset..=f.last_offset).contains(&r.offset),
-                "{path} holds offset {}",
-                r.offset
-            );
-            records.push((r.offset, r.value.unwrap_or_default()));
-        }
+        let records = onepipe_archive::raw::decode(&path, data).unwrap();
+        out.push((f, records));
     }
-    let ranges = files
-        .iter()
-        .map(|f| (f.first_offset, f.last_offset))
-        .collect();
-    (ranges, records)
+    out
 }
 
 /// Runs copycat on `topic` until raw/ holds partition 0 up to `last`; fails as soon as
