@@ -8,7 +8,6 @@ use std::sync::Arc;
 use apache_avro::Schema as Avro;
 use apache_avro::types::Value;
 use arrow::array::{Int32Array, Int64Array, RecordBatch, TimestampMillisecondArray};
-use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, NaiveDate, Utc};
 use object_store::path::Path;
@@ -20,9 +19,8 @@ use onepipe_client::ranges;
 use onepipe_core::metadata::TopicMetadata;
 use onepipe_core::wire;
 
-use crate::checkpoint::list_raw;
 use crate::columns::Mapping;
-use crate::layout::{RawFile, raw_topic_prefix};
+use crate::layout::RawFile;
 use crate::{Error, OFFSET_COLUMN, PARTITION_COLUMN, Result, SCHEMA_ID_COLUMN, TIMESTAMP_COLUMN};
 
 /// A raw record that could not be decoded, and why.
@@ -254,95 +252,6 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Records decoded before they are turned into Arrow columns.
 const CONVERT_ROWS: usize = 4096;
-
-/// The rows of [`expected_view`] by date, and the rejects counted.
-#[derive(Default)]
-struct Collect {
-    by_date: BTreeMap<NaiveDate, Vec<RecordBatch>>,
-}
-
-impl Sink for Collect {
-    type Error = Error;
-
-    fn rows(&mut self, date: NaiveDate, batch: RecordBatch) -> Result<()> {
-        self.by_date.entry(date).or_default().push(batch);
-        Ok(())
-    }
-
-    fn reject(&mut self, _: Reject) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// What `clean/` should hold for `topic` by the raw archive alone: every raw record up to
-/// `watermarks` (per partition, inclusive) decoded into the newest schema and merged per
-/// date, nothing written. The verifier compares this with the clean archive.
-pub async fn expected_view(
-    store: &dyn ObjectStore,
-    registry: &SchemaRegistry,
-    topic: &str,
-    watermarks: &BTreeMap<String, i64>,
-) -> Result<(BTreeMap<NaiveDate, RecordBatch>, u64)> {
-    let reader = Arc::new(Reader::for_topic(registry, topic).await?);
-    let (files, _) = list_raw(store, &raw_topic_prefix(topic)).await?;
-    let mut plan: Vec<RawFile> = files
-        .into_iter()
-        .filter(|f| {
-            watermarks
-                .get(&f.partition.to_string())
-                .is_some_and(|w| f.first_offset <= *w)
-        })
-        .collect();
-    plan.sort_by_key(|f| (f.partition, f.first_offset));
-    let from = HashMap::new();
-    let (decoded, collected) =
-        read_new(store, registry, &reader, &plan, &from, Collect::default()).await?;
-    // Records past the watermarks were not merged into clean/ yet: leave them out.
-    let watermarks = watermarks.clone();
-    let out = crate::blocking(move || {
-        let mut out = BTreeMap::new();
-        for (date, batches) in collected.by_date {
-            let all = concat_batches(&reader.target, &batches)
-                .map_err(|e| Error::convert(date.to_string(), e))?;
-            let kept = below_watermarks(&all, &watermarks)
-                .map_err(|e| Error::convert(date.to_string(), e))?;
-            let merged = crate::merge::merge(&kept, &reader.meta).map_err(|e| Error::Merge {
-                date,
-                reason: Box::new(e),
-            })?;
-            out.insert(date, merged.batch);
-        }
-        Ok::<_, Error>(out)
-    })
-    .await?;
-    Ok((out, decoded.rejected))
-}
-
-pub fn below_watermarks(
-    batch: &RecordBatch,
-    watermarks: &BTreeMap<String, i64>,
-) -> Result<RecordBatch> {
-    use arrow::array::{AsArray, BooleanArray};
-    use arrow::datatypes::{Int32Type, Int64Type};
-    let p = batch
-        .column_by_name(PARTITION_COLUMN)
-        .ok_or(Error::NoKafkaColumn(PARTITION_COLUMN))?
-        .as_primitive::<Int32Type>();
-    let o = batch
-        .column_by_name(OFFSET_COLUMN)
-        .ok_or(Error::NoKafkaColumn(OFFSET_COLUMN))?
-        .as_primitive::<Int64Type>();
-    let keep: BooleanArray = (0..batch.num_rows())
-        .map(|i| {
-            Some(
-                watermarks
-                    .get(&p.value(i).to_string())
-                    .is_some_and(|w| o.value(i) <= *w),
-            )
-        })
-        .collect();
-    Ok(arrow::compute::filter_record_batch(batch, &keep)?)
-}
 
 /// The decoder of one writer schema into the reader's, or why there is none (kept to be
 /// the reason of every record of that schema).

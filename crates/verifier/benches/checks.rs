@@ -6,7 +6,9 @@
 //! copydog writes a date (zstd Parquet files of at most 1 000 000 rows in a local folder
 //! used as the object store) and loaded into a fresh schema of the stack's PostgreSQL by
 //! warehouse-loader (`COPY`). Timed:
-//! - archive, count + sums: `read_date` and `checks::compute` for `rows`,
+//! - archive, count + sums: the verifier's own path (`verify::clean_for_each`, each file
+//!   copied to local disk and read 8192 rows at a time, into a `checks::Accumulator`) for
+//!   `rows`,
 //!   `count_distinct(unique_key)`, `sum(user_id)`, `sum(duration)` — the same figures
 //!   DuckDB computes;
 //! - archive, every check: the same plus `row_checksum` (a canonical text and an MD5 per
@@ -32,12 +34,12 @@ use chrono::NaiveDate;
 use object_store::ObjectStore;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use onepipe_archive::clean::read_date;
 use onepipe_archive::columns::Mapping;
 use onepipe_archive::manifest::DateEntry;
 use onepipe_core::metadata::TopicMetadata;
 use onepipe_tables::types::columns;
 use onepipe_verifier::checks::{self, CheckValues, agree};
+use onepipe_verifier::verify::clean_for_each;
 use onepipe_verifier::warehouse;
 use onepipe_warehouse_loader::warehouse::{DateLoad, Outcome, Warehouse};
 use parquet::arrow::ArrowWriter;
@@ -138,8 +140,11 @@ async fn archive_checks(
     meta: &TopicMetadata,
 ) -> (CheckValues, f64) {
     let t = Instant::now();
-    let batches = read_date(store.as_ref(), entry).await.unwrap();
-    let values = checks::compute(&batches, meta).unwrap();
+    let mut acc = checks::Accumulator::new(meta);
+    clean_for_each(store.clone(), entry, &std::env::temp_dir(), |b| acc.add(b))
+        .await
+        .unwrap();
+    let values = acc.finish().unwrap();
     (values, t.elapsed().as_secs_f64())
 }
 

@@ -40,81 +40,150 @@ pub fn row_columns(batch: &RecordBatch) -> Vec<ArrayRef> {
 pub fn keyed_hashes(batches: &[RecordBatch], meta: &TopicMetadata) -> Result<HashMap<String, i64>> {
     let mut out = HashMap::new();
     for b in batches {
-        let keys: Vec<ArrayRef> = meta
-            .unique_key
-            .iter()
-            .map(|p| column(b, p))
-            .collect::<Result<_>>()?;
-        let cols = row_columns(b);
-        let mut buf = String::new();
-        for i in 0..b.num_rows() {
-            out.insert(row_text(&keys, i), row_hash(&mut buf, &cols, i));
-        }
+        add_keyed_hashes(&mut out, b, meta)?;
     }
     Ok(out)
 }
 
 /// Every check of the topic over the rows of one date.
 pub fn compute(batches: &[RecordBatch], meta: &TopicMetadata) -> Result<CheckValues> {
-    let mut out = CheckValues::new();
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    out.insert("rows".to_string(), rows.to_string());
-    for check in meta.effective_checks() {
-        let name = check.to_string();
-        let value = match &check {
-            Check::CountDistinctUniqueKey => count_distinct_keys(batches, meta)?.to_string(),
-            Check::Sum(f) => sum(&columns(batches, f)?)?,
-            Check::Min(f) => extreme(&columns(batches, f)?, false)?,
-            Check::Max(f) => extreme(&columns(batches, f)?, true)?,
-            Check::RowChecksum => {
-                let mut total = 0i64;
-                let mut buf = String::new();
-                for b in batches {
-                    let cols = row_columns(b);
-                    for i in 0..b.num_rows() {
-                        total = total.wrapping_add(row_hash(&mut buf, &cols, i));
-                    }
-                }
-                total.to_string()
-            }
-        };
-        out.insert(name, value);
+    let mut acc = Accumulator::new(meta);
+    for b in batches {
+        acc.add(b)?;
     }
-    Ok(out)
+    acc.finish()
 }
 
-/// How many distinct key texts the rows have. A single string key is counted without
-/// building its text (it is the string itself, NULL as `\N`); other keys by their text.
-fn count_distinct_keys(batches: &[RecordBatch], meta: &TopicMetadata) -> Result<usize> {
-    let key_columns: Vec<Vec<ArrayRef>> = batches
-        .iter()
-        .map(|b| meta.unique_key.iter().map(|p| column(b, p)).collect())
-        .collect::<Result<_>>()?;
-    let single_string = key_columns
-        .iter()
-        .all(|cols| cols.len() == 1 && cols[0].data_type() == &DataType::Utf8);
-    if single_string {
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let mut keys: HashSet<&str, BuildHasherDefault<FxHasher>> =
-            HashSet::with_capacity_and_hasher(rows, BuildHasherDefault::default());
-        for cols in &key_columns {
-            let c = cols[0].as_string::<i32>();
-            keys.extend((0..c.len()).map(|i| {
-                if c.is_null(i) {
-                    canonical::NULL_TEXT
-                } else {
-                    c.value(i)
-                }
-            }));
+/// The checks of one date, a batch at a time: what it keeps does not grow with the rows
+/// except for the set of key hashes (16 bytes per distinct key), so a date larger than
+/// memory is checked as it streams past.
+pub struct Accumulator {
+    meta: TopicMetadata,
+    rows: u64,
+    /// 128-bit hashes of the key texts ([`key_hash`]): a collision (about 1 in 2^68 for a
+    /// billion keys) would undercount, never hide a difference in the other checks.
+    keys: HashSet<u128, BuildHasherDefault<FxHasher>>,
+    sums: BTreeMap<String, Sum>,
+    extremes: BTreeMap<String, Option<ArrayRef>>,
+    checksum: i64,
+    text: String,
+}
+
+/// A running sum: exact for integers and decimals, in f64 for floats.
+#[derive(Debug, Clone, Copy)]
+enum Sum {
+    Empty,
+    Int(i128),
+    Float(f64),
+    Decimal(i128, i8),
+}
+
+impl Accumulator {
+    pub fn new(meta: &TopicMetadata) -> Self {
+        Accumulator {
+            meta: meta.clone(),
+            rows: 0,
+            keys: HashSet::default(),
+            sums: BTreeMap::new(),
+            extremes: BTreeMap::new(),
+            checksum: 0,
+            text: String::new(),
         }
-        return Ok(keys.len());
     }
-    let mut keys: HashSet<String, BuildHasherDefault<FxHasher>> = HashSet::default();
-    for cols in &key_columns {
-        let rows = cols.first().map_or(0, |c| c.len());
-        keys.extend((0..rows).map(|i| row_text(cols, i)));
+
+    pub fn add(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        for check in self.meta.effective_checks() {
+            match &check {
+                Check::CountDistinctUniqueKey => {
+                    let keys: Vec<ArrayRef> = self
+                        .meta
+                        .unique_key
+                        .iter()
+                        .map(|p| column(batch, p))
+                        .collect::<Result<_>>()?;
+                    let single_string = keys.len() == 1 && keys[0].data_type() == &DataType::Utf8;
+                    for i in 0..batch.num_rows() {
+                        let text = if single_string && keys[0].is_valid(i) {
+                            // A single string key is its own text.
+                            keys[0].as_string::<i32>().value(i)
+                        } else {
+                            self.text.clear();
+                            canonical::push_row_text(&mut self.text, &keys, i);
+                            self.text.as_str()
+                        };
+                        self.keys.insert(key_hash(text));
+                    }
+                }
+                Check::Sum(f) => {
+                    let c = column(batch, f)?;
+                    let s = self.sums.entry(check.to_string()).or_insert(Sum::Empty);
+                    *s = add_sum(*s, &c)?;
+                }
+                Check::Min(f) | Check::Max(f) => {
+                    let largest = matches!(check, Check::Max(_));
+                    let c = column(batch, f)?;
+                    let best = self.extremes.entry(check.to_string()).or_insert(None);
+                    *best = extreme(best.as_ref(), &c, largest)?;
+                }
+                Check::RowChecksum => {
+                    let cols = row_columns(batch);
+                    for i in 0..batch.num_rows() {
+                        self.checksum =
+                            self.checksum
+                                .wrapping_add(row_hash(&mut self.text, &cols, i));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
-    Ok(keys.len())
+
+    pub fn finish(self) -> Result<CheckValues> {
+        let mut out = CheckValues::new();
+        out.insert("rows".to_string(), self.rows.to_string());
+        for check in self.meta.effective_checks() {
+            let name = check.to_string();
+            let value = match &check {
+                Check::CountDistinctUniqueKey => self.keys.len().to_string(),
+                Check::Sum(_) => sum_text(self.sums.get(&name).copied().unwrap_or(Sum::Empty)),
+                Check::Min(_) | Check::Max(_) => match self.extremes.get(&name) {
+                    Some(Some(c)) => value_text(c, 0),
+                    _ => canonical::NULL_TEXT.to_string(),
+                },
+                Check::RowChecksum => self.checksum.to_string(),
+            };
+            out.insert(name, value);
+        }
+        Ok(out)
+    }
+}
+
+/// Two 64-bit foldhash hashes of a key text under fixed, different seeds.
+fn key_hash(text: &str) -> u128 {
+    use std::hash::BuildHasher;
+    let a = foldhash::quality::FixedState::with_seed(0x6f6e_6570_6970_6531).hash_one(text);
+    let b = foldhash::quality::FixedState::with_seed(0x7665_7269_6669_6572).hash_one(text);
+    (u128::from(a) << 64) | u128::from(b)
+}
+
+/// Per row: (key text, row hash), for the drill-down, a batch at a time.
+pub fn add_keyed_hashes(
+    out: &mut HashMap<String, i64>,
+    batch: &RecordBatch,
+    meta: &TopicMetadata,
+) -> Result<()> {
+    let keys: Vec<ArrayRef> = meta
+        .unique_key
+        .iter()
+        .map(|p| column(batch, p))
+        .collect::<Result<_>>()?;
+    let cols = row_columns(batch);
+    let mut buf = String::new();
+    for i in 0..batch.num_rows() {
+        out.insert(row_text(&keys, i), row_hash(&mut buf, &cols, i));
+    }
+    Ok(())
 }
 
 /// The multiply-rotate hash of rustc (FxHash): much faster than SipHash for counting
@@ -148,76 +217,62 @@ pub(crate) fn column(batch: &RecordBatch, path: &str) -> Result<ArrayRef> {
     })
 }
 
-fn columns(batches: &[RecordBatch], field: &str) -> Result<Vec<ArrayRef>> {
-    batches.iter().map(|b| column(b, field)).collect()
-}
-
-fn sum(columns: &[ArrayRef]) -> Result<String> {
-    let Some(first) = columns.first() else {
-        return Ok(canonical::NULL_TEXT.to_string());
-    };
-    let all_null = columns.iter().all(|c| c.null_count() == c.len());
-    if all_null {
-        return Ok(canonical::NULL_TEXT.to_string());
+fn add_sum(acc: Sum, c: &ArrayRef) -> Result<Sum> {
+    if c.null_count() == c.len() {
+        // All NULL (or no rows): the type still has to be summable.
+        return match c.data_type() {
+            DataType::Int32
+            | DataType::Int64
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal128(_, _) => Ok(acc),
+            other => Err(Error::CannotSum {
+                data_type: other.clone(),
+            }),
+        };
     }
-    Ok(match first.data_type() {
+    Ok(match c.data_type() {
         DataType::Int32 | DataType::Int64 => {
-            let mut total: i128 = 0;
-            for c in columns {
-                match c.data_type() {
-                    DataType::Int32 => {
-                        total += c
-                            .as_primitive::<Int32Type>()
-                            .iter()
-                            .flatten()
-                            .map(i128::from)
-                            .sum::<i128>()
-                    }
-                    _ => {
-                        total += c
-                            .as_primitive::<Int64Type>()
-                            .iter()
-                            .flatten()
-                            .map(i128::from)
-                            .sum::<i128>()
-                    }
-                }
-            }
-            total.to_string()
-        }
-        DataType::Float32 | DataType::Float64 => {
-            let mut total = 0f64;
-            for c in columns {
-                match c.data_type() {
-                    DataType::Float32 => {
-                        total += c
-                            .as_primitive::<Float32Type>()
-                            .iter()
-                            .flatten()
-                            .map(f64::from)
-                            .sum::<f64>()
-                    }
-                    _ => {
-                        total += c
-                            .as_primitive::<Float64Type>()
-                            .iter()
-                            .flatten()
-                            .sum::<f64>()
-                    }
-                }
-            }
-            float8_text(total)
-        }
-        DataType::Decimal128(_, scale) => {
-            let mut total: i128 = 0;
-            for c in columns {
-                total += c
-                    .as_primitive::<Decimal128Type>()
+            let part: i128 = match c.data_type() {
+                DataType::Int32 => c
+                    .as_primitive::<Int32Type>()
                     .iter()
                     .flatten()
-                    .sum::<i128>();
+                    .map(i128::from)
+                    .sum(),
+                _ => c
+                    .as_primitive::<Int64Type>()
+                    .iter()
+                    .flatten()
+                    .map(i128::from)
+                    .sum(),
+            };
+            match acc {
+                Sum::Int(t) => Sum::Int(t + part),
+                _ => Sum::Int(part),
             }
-            decimal_text(total, *scale)
+        }
+        DataType::Float32 | DataType::Float64 => {
+            let part: f64 = match c.data_type() {
+                DataType::Float32 => c
+                    .as_primitive::<Float32Type>()
+                    .iter()
+                    .flatten()
+                    .map(f64::from)
+                    .sum(),
+                _ => c.as_primitive::<Float64Type>().iter().flatten().sum(),
+            };
+            match acc {
+                Sum::Float(t) => Sum::Float(t + part),
+                _ => Sum::Float(part),
+            }
+        }
+        DataType::Decimal128(_, scale) => {
+            let part: i128 = c.as_primitive::<Decimal128Type>().iter().flatten().sum();
+            match acc {
+                Sum::Decimal(t, _) => Sum::Decimal(t + part, *scale),
+                _ => Sum::Decimal(part, *scale),
+            }
         }
         other => {
             return Err(Error::CannotSum {
@@ -227,40 +282,46 @@ fn sum(columns: &[ArrayRef]) -> Result<String> {
     })
 }
 
-fn extreme(columns: &[ArrayRef], largest: bool) -> Result<String> {
-    let mut best: Option<(ArrayRef, usize)> = None;
-    for c in columns {
-        let idx = sort_to_indices(
-            c,
-            Some(SortOptions {
-                descending: largest,
-                nulls_first: false,
-            }),
-            Some(1),
-        )?;
-        let Some(i) = idx.iter().flatten().next().map(|i| i as usize) else {
-            continue;
-        };
-        if c.is_null(i) {
-            continue;
-        }
-        let better = match &best {
-            None => true,
-            Some((b, j)) => {
-                let cmp =
-                    arrow::array::make_comparator(c.as_ref(), b.as_ref(), SortOptions::default())?;
-                let o = cmp(i, *j);
-                if largest { o.is_gt() } else { o.is_lt() }
-            }
-        };
-        if better {
-            best = Some((c.clone(), i));
-        }
+fn sum_text(s: Sum) -> String {
+    match s {
+        Sum::Empty => canonical::NULL_TEXT.to_string(),
+        Sum::Int(t) => t.to_string(),
+        Sum::Float(t) => float8_text(t),
+        Sum::Decimal(t, scale) => decimal_text(t, scale),
     }
-    Ok(best.map_or_else(
-        || canonical::NULL_TEXT.to_string(),
-        |(c, i)| value_text(&c, i),
-    ))
+}
+
+/// The smaller (or larger) of `best` and the extreme non-NULL value of `c`, as a
+/// one-row array.
+fn extreme(best: Option<&ArrayRef>, c: &ArrayRef, largest: bool) -> Result<Option<ArrayRef>> {
+    let idx = sort_to_indices(
+        c,
+        Some(SortOptions {
+            descending: largest,
+            nulls_first: false,
+        }),
+        Some(1),
+    )?;
+    let Some(i) = idx.iter().flatten().next().map(|i| i as usize) else {
+        return Ok(best.cloned());
+    };
+    if c.is_null(i) {
+        return Ok(best.cloned());
+    }
+    let better = match best {
+        None => true,
+        Some(b) => {
+            let cmp =
+                arrow::array::make_comparator(c.as_ref(), b.as_ref(), SortOptions::default())?;
+            let o = cmp(i, 0);
+            if largest { o.is_gt() } else { o.is_lt() }
+        }
+    };
+    Ok(if better {
+        Some(c.slice(i, 1))
+    } else {
+        best.cloned()
+    })
 }
 
 /// The checks that sum a float column (`float`, `double`): the only ones whose values

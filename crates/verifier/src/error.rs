@@ -90,6 +90,21 @@ pub enum Error {
     Bind { addr: String, error: std::io::Error },
     #[error(transparent)]
     Admin(std::io::Error),
+    #[error("local spill file {path}: {error}")]
+    Spill { path: String, error: std::io::Error },
+    #[error("raw file {path}: {reason}")]
+    Raw { path: String, reason: String },
+    #[error("decoded raw rows of {date}: {reason}")]
+    Decode { date: String, reason: String },
+    #[error("{what}: {error}")]
+    DataFusion {
+        what: String,
+        error: Box<datafusion::error::DataFusionError>,
+    },
+    #[error("verdicts {path}: {reason}")]
+    Verdicts { path: String, reason: String },
+    #[error("clean file {path}: {reason}")]
+    Clean { path: String, reason: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -99,6 +114,17 @@ impl Error {
     pub(crate) fn kafka(what: impl Into<String>) -> impl FnOnce(KafkaError) -> Error {
         let what = what.into();
         move |error| Error::Kafka { what, error }
+    }
+
+    /// Wraps a DataFusion error with what was being done.
+    pub(crate) fn datafusion(
+        what: impl Into<String>,
+    ) -> impl FnOnce(datafusion::error::DataFusionError) -> Error {
+        let what = what.into();
+        move |error| Error::DataFusion {
+            what,
+            error: Box::new(error),
+        }
     }
 
     /// Wraps a database error with the table it was about.

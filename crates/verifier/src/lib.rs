@@ -25,9 +25,11 @@ pub mod archived;
 pub mod canonical;
 pub mod checks;
 pub mod error;
+pub mod expected;
 pub mod lag;
 pub mod report;
 pub mod serve;
+pub mod verdicts;
 pub mod verify;
 pub mod warehouse;
 

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use onepipe_client::args::RegistryArgs;
 use onepipe_core::admin;
-use onepipe_core::units::parse_duration;
+use onepipe_core::units::{parse_bytes, parse_duration};
 use onepipe_verifier::archived::KafkaOptions;
 use onepipe_verifier::lag::LagOptions;
 use onepipe_verifier::report::{Round, Stores};
@@ -74,6 +74,17 @@ struct Cli {
     #[arg(long, env = "ONEPIPE_ADMIN_LISTEN")]
     admin_listen: Option<String>,
 
+    /// Memory for merging a date's raw records (e.g. 256MB, 2GB); a date larger than this
+    /// is merged through spill files in --spill-dir. The process needs somewhat more.
+    #[arg(long, env = "ONEPIPE_MEMORY_LIMIT", default_value = "1GiB", value_parser = parse_bytes)]
+    memory_limit: usize,
+
+    /// Folder for the decoded raw records, sort spills and clean files being read (a
+    /// private folder or file inside it is removed after use); it needs free space about
+    /// twice the size of the largest date.
+    #[arg(long, env = "ONEPIPE_SPILL_DIR", default_value_os_t = std::env::temp_dir())]
+    spill_dir: std::path::PathBuf,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -91,6 +102,11 @@ enum Command {
         /// Most differing keys named per store and date.
         #[arg(long, default_value_t = 20)]
         max_keys: usize,
+        /// Check every date, not only those that changed since the verdicts kept under
+        /// verify/{topic}/ (a new clean version, new raw records, a warehouse's values,
+        /// or a verdict that was not ok).
+        #[arg(long, env = "ONEPIPE_VERIFY_FULL")]
+        full: bool,
     },
     /// Check on an interval and export the results on /metrics (at --admin-listen,
     /// 127.0.0.1:8099 by default).
@@ -114,7 +130,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dataset,
             json,
             max_keys,
+            full,
         } => {
+            let stores = Stores { full, ..stores };
             if let Some(addr) = &cli.admin_listen {
                 admin::serve_probes(addr)
                     .await
@@ -172,5 +190,10 @@ async fn stores(cli: &Cli) -> anyhow::Result<Stores> {
         warehouses,
         kafka,
         lag,
+        expected: onepipe_verifier::expected::Options {
+            memory_limit: cli.memory_limit,
+            spill_dir: cli.spill_dir.clone(),
+        },
+        full: false,
     })
 }

@@ -9,8 +9,9 @@ use onepipe_client::SchemaRegistry;
 
 use crate::archived::{self, KafkaOptions};
 use crate::error::Result;
+use crate::expected;
 use crate::lag::{self, GroupLag, LagOptions};
-use crate::verify::{DatasetReport, Warehouse, check_dataset};
+use crate::verify::{CheckOptions, DatasetReport, Warehouse, check_dataset_with};
 
 /// The stores compared, and where consumer lag is read.
 pub struct Stores {
@@ -22,6 +23,10 @@ pub struct Stores {
     pub kafka: Option<KafkaOptions>,
     /// Kafka and the groups whose lag is reported (none without Kafka).
     pub lag: Option<LagOptions>,
+    /// Memory and local disk for the archive checks.
+    pub expected: expected::Options,
+    /// Check every date, not only those changed since the last verdicts.
+    pub full: bool,
 }
 
 /// What one round found.
@@ -104,6 +109,24 @@ impl Round {
                 )?;
             }
         }
+        for r in &self.reports {
+            let dataset = &r.dataset;
+            if dataset.is_empty() || (r.checked.is_empty() && r.dates_skipped == 0) {
+                continue;
+            }
+            writeln!(
+                out,
+                "\n{dataset}: {} dates checked, {} unchanged since their last ok verdict",
+                r.checked.len(),
+                r.dates_skipped
+            )?;
+            for c in &r.checked {
+                let version = c.clean_version.map_or("not in clean/".to_string(), |v| {
+                    format!("clean version {v}")
+                });
+                writeln!(out, "  {}: {version} ({})", c.date, c.reason)?;
+            }
+        }
         let keys: Vec<_> = self.reports.iter().flat_map(|r| r.keys.iter()).collect();
         if !keys.is_empty() {
             writeln!(
@@ -166,12 +189,17 @@ pub async fn check_all(
     let mut errors = Vec::new();
     for d in datasets {
         tracing::info!(dataset = %d, "checking");
-        match check_dataset(
+        let options = CheckOptions {
+            max_keys,
+            expected: stores.expected.clone(),
+            full: stores.full,
+        };
+        match check_dataset_with(
             stores.store.clone(),
             &stores.registry,
             d,
             &stores.warehouses,
-            max_keys,
+            &options,
         )
         .await
         {
@@ -220,6 +248,7 @@ mod tests {
                 }],
                 mismatches,
                 errors: Vec::new(),
+                ..DatasetReport::default()
             }],
             errors,
             lags,

@@ -103,6 +103,46 @@ fn set_check_metrics(metrics: &Metrics, reports: &[DatasetReport], errors: &[Str
             );
         }
     }
+    let now = chrono::Utc::now();
+    for r in reports {
+        let dataset = &r.dataset;
+        if dataset.is_empty() {
+            continue;
+        }
+        metrics.set(
+            "onepipe_verifier_dates_checked",
+            "Dates checked in the last round (changed since their last verdict)",
+            &[("dataset", dataset)],
+            r.checked.len() as f64,
+        );
+        metrics.set(
+            "onepipe_verifier_dates_skipped",
+            "Dates not checked in the last round: unchanged since their last ok verdict",
+            &[("dataset", dataset)],
+            r.dates_skipped as f64,
+        );
+        for (date, v) in &r.verdicts {
+            metrics.set(
+                "onepipe_verifier_date_verdict",
+                "The last verdict of a date: 0 ok, 1 mismatch",
+                &[("dataset", dataset), ("date", date)],
+                if v.verdict == crate::verify::OK {
+                    0.0
+                } else {
+                    1.0
+                },
+            );
+            let age = chrono::DateTime::parse_from_rfc3339(&v.checked_at).map_or(f64::NAN, |t| {
+                (now - t.to_utc()).num_milliseconds() as f64 / 1000.0
+            });
+            metrics.set(
+                "onepipe_verifier_date_verdict_age_seconds",
+                "Seconds since the last verdict of a date was reached",
+                &[("dataset", dataset), ("date", date)],
+                age,
+            );
+        }
+    }
     metrics.set(
         "onepipe_verifier_errors",
         "Datasets or stores that could not be checked in the last round",
@@ -138,5 +178,62 @@ fn set_lag_metrics(metrics: &Metrics, groups: Vec<GroupLag>) {
                 p.lag as f64,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdicts::DateVerdict;
+    use crate::verify::CheckedDate;
+
+    #[test]
+    fn metrics_say_how_many_dates_were_checked_and_skipped_and_how_old_verdicts_are() {
+        let metrics = Metrics::new();
+        let verdict = |v: &str, at: &str| DateVerdict {
+            verdict: v.into(),
+            checked_at: at.into(),
+            ..DateVerdict::default()
+        };
+        let an_hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let report = DatasetReport {
+            dataset: "orders".into(),
+            checked: vec![CheckedDate {
+                date: "2026-11-25".into(),
+                clean_version: Some(4),
+                reason: "clean version".into(),
+            }],
+            dates_skipped: 2,
+            verdicts: [
+                ("2026-11-24".to_string(), verdict("ok", &an_hour_ago)),
+                ("2026-11-25".to_string(), verdict("MISMATCH", &an_hour_ago)),
+            ]
+            .into(),
+            ..DatasetReport::default()
+        };
+        set_check_metrics(&metrics, &[report], &[]);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"onepipe_verifier_dates_checked{dataset="orders"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"onepipe_verifier_dates_skipped{dataset="orders"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"onepipe_verifier_date_verdict{dataset="orders",date="2026-11-25"} 1"#),
+            "{text}"
+        );
+        let age: f64 = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(r#"onepipe_verifier_date_verdict_age_seconds{dataset="orders",date="2026-11-24"} "#)
+            })
+            .unwrap_or_else(|| panic!("{text}"))
+            .parse()
+            .unwrap();
+        assert!((3590.0..3700.0).contains(&age), "{age}");
     }
 }

@@ -6,19 +6,23 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::Field;
+use chrono::NaiveDate;
+use futures::StreamExt;
 use object_store::ObjectStore;
-use onepipe_archive::clean::read_date;
 use onepipe_archive::columns::Mapping;
-use onepipe_archive::decode::expected_view;
 use onepipe_archive::manifest;
 use onepipe_client::SchemaRegistry;
 use onepipe_core::metadata::TopicMetadata;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
 
 use crate::canonical::hash64;
-use crate::checks::{self, CheckValues, agree, keyed_hashes};
+use crate::checks::{self, Accumulator, CheckValues, agree};
 use crate::error::{Error, Result};
+use crate::expected::{self, ExpectedView};
+use crate::verdicts::{self, DateVerdict, Verdicts};
 use crate::warehouse;
+use onepipe_archive::layout::RawFile;
 
 /// A warehouse to compare, by name.
 pub struct Warehouse {
@@ -55,17 +59,61 @@ pub struct KeyDiff {
 
 #[derive(Debug, Default, Serialize)]
 pub struct DatasetReport {
+    /// The dataset checked (empty in reports that only hold lines).
+    pub dataset: String,
     pub lines: Vec<Line>,
     pub keys: Vec<KeyDiff>,
     pub mismatches: usize,
     /// Problems that kept a store from being checked.
     pub errors: Vec<String>,
+    /// The dates checked in this round, with their clean version and why.
+    pub checked: Vec<CheckedDate>,
+    /// Dates whose stores are as they were at their last `ok` verdict, not checked again.
+    pub dates_skipped: usize,
+    /// The last verdict of every date (checked now or before).
+    #[serde(skip)]
+    pub verdicts: BTreeMap<String, DateVerdict>,
 }
 
 pub const CLEAN: &str = "clean";
+/// The verdict of a check that agrees.
+pub const OK: &str = "ok";
 pub const RAW: &str = "raw";
 
-/// Checks every date of `topic` in every store.
+/// How to check a dataset.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// Most differing keys named per store and date.
+    pub max_keys: usize,
+    /// Memory and local disk for the expected view and the clean files being read.
+    pub expected: expected::Options,
+    /// Check every date, not only those changed since the last verdicts.
+    pub full: bool,
+}
+
+impl CheckOptions {
+    pub fn new(max_keys: usize) -> Self {
+        CheckOptions {
+            max_keys,
+            expected: expected::Options::default(),
+            full: false,
+        }
+    }
+}
+
+/// One date checked in the archive: from which clean version and how many rows.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CheckedDate {
+    pub date: String,
+    /// The clean archive's version of the date (`None`: not in the clean archive).
+    pub clean_version: Option<u32>,
+    /// Why it was checked: `new`, `clean version`, `new raw records`, `not ok before`,
+    /// `--full`, or `warehouse` (only a warehouse's values changed).
+    pub reason: String,
+}
+
+/// Checks the dates of `topic` that changed since the last verdicts, with the default
+/// memory limit.
 pub async fn check_dataset(
     store: Arc<dyn ObjectStore>,
     registry: &SchemaRegistry,
@@ -73,6 +121,28 @@ pub async fn check_dataset(
     warehouses: &[Warehouse],
     max_keys: usize,
 ) -> Result<DatasetReport> {
+    check_dataset_with(
+        store,
+        registry,
+        topic,
+        warehouses,
+        &CheckOptions::new(max_keys),
+    )
+    .await
+}
+
+/// Checks the dates of `topic` that changed since the last verdicts (every date with
+/// `full`) in every store, one date at a time: the clean files and the merged raw rows
+/// of a date stream through the checks, so memory does not grow with the size of a date
+/// (beyond 16 bytes per distinct key). See [`crate::verdicts`] for what is skipped.
+pub async fn check_dataset_with(
+    store: Arc<dyn ObjectStore>,
+    registry: &SchemaRegistry,
+    topic: &str,
+    warehouses: &[Warehouse],
+    options: &CheckOptions,
+) -> Result<DatasetReport> {
+    let max_keys = options.max_keys;
     let t = registry.topic(topic).await?;
     let meta = t.metadata.clone();
     let Some(m) = manifest::latest(store.as_ref(), topic).await? else {
@@ -91,29 +161,97 @@ pub async fn check_dataset(
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
+    let prior = if options.full {
+        Verdicts::default()
+    } else {
+        verdicts::load(store.as_ref(), topic).await?
+    };
 
-    let mut report = DatasetReport::default();
+    // The raw side: first every file with records the verdicts have not dated yet, then
+    // the older files of raw date folders holding records of dates to check.
+    let mut view = ExpectedView::new(registry, topic, &options.expected).await?;
+    let files = expected::raw_files(store.as_ref(), topic, &m.watermarks).await?;
+    let (new_files, old_files): (Vec<RawFile>, Vec<RawFile>) = files.into_iter().partition(|f| {
+        prior
+            .watermarks
+            .get(&f.partition.to_string())
+            .is_none_or(|w| f.last_offset > *w)
+    });
+    let seen = view
+        .decode(store.as_ref(), registry, &new_files, &m.watermarks, None)
+        .await?;
+    let mut raw_dates = prior.raw_dates.clone();
+    let mut touched: BTreeSet<NaiveDate> = BTreeSet::new();
+    for (folder, dates) in &seen {
+        let known = raw_dates.entry(folder.to_string()).or_default();
+        for d in dates {
+            known.insert(d.to_string());
+            touched.insert(*d);
+        }
+    }
+    let mut all: BTreeSet<NaiveDate> = m.dates.keys().copied().collect();
+    all.extend(
+        prior
+            .dates
+            .keys()
+            .filter_map(|d| d.parse::<NaiveDate>().ok()),
+    );
+    all.extend(touched.iter().copied());
+    let objects = clean_objects(store.as_ref(), topic).await?;
+    let fingerprints: BTreeMap<NaiveDate, String> = m
+        .dates
+        .iter()
+        .map(|(d, e)| (*d, fingerprint(e, &objects)))
+        .collect();
+    let mut reasons: BTreeMap<NaiveDate, &str> = BTreeMap::new();
+    for d in &all {
+        let version = m.dates.get(d).map(|e| e.version);
+        let files = fingerprints.get(d).map_or("", String::as_str);
+        let reason = match prior.dates.get(&d.to_string()) {
+            _ if options.full => Some("--full"),
+            None => Some("new"),
+            Some(v) if v.verdict != OK => Some("not ok before"),
+            Some(v) if v.clean_version != version => Some("clean version"),
+            Some(v) if v.clean_files != files => Some("clean files changed"),
+            _ if touched.contains(d) => Some("new raw records"),
+            _ => None,
+        };
+        if let Some(r) = reason {
+            reasons.insert(*d, r);
+        }
+    }
+    let changed: BTreeSet<NaiveDate> = reasons.keys().copied().collect();
+    let folders: BTreeSet<String> = raw_dates
+        .iter()
+        .filter(|(_, dates)| {
+            dates
+                .iter()
+                .any(|d| d.parse().is_ok_and(|d| changed.contains(&d)))
+        })
+        .map(|(folder, _)| folder.clone())
+        .collect();
+    let old: Vec<RawFile> = old_files
+        .into_iter()
+        .filter(|f| folders.contains(&f.date.to_string()))
+        .collect();
+    view.decode(
+        store.as_ref(),
+        registry,
+        &old,
+        &m.watermarks,
+        Some(&changed),
+    )
+    .await?;
+
+    let mut report = DatasetReport {
+        dataset: topic.to_string(),
+        ..DatasetReport::default()
+    };
     let mut values: BTreeMap<String, BTreeMap<String, CheckValues>> = BTreeMap::new();
-    let mut clean_rows: HashMap<String, Vec<RecordBatch>> = HashMap::new();
-    for (date, entry) in &m.dates {
-        let batches = read_date(store.as_ref(), entry).await?;
-        let v = checks::compute(&batches, &meta)?;
-        values
-            .entry(date.to_string())
-            .or_default()
-            .insert(CLEAN.to_string(), v);
-        clean_rows.insert(date.to_string(), batches);
+    for d in &all {
+        values.entry(d.to_string()).or_default();
     }
-    let (raw, _) = expected_view(store.as_ref(), registry, topic, &m.watermarks).await?;
-    let mut raw_rows = HashMap::new();
-    for (date, batch) in raw {
-        let v = checks::compute(std::slice::from_ref(&batch), &meta)?;
-        values
-            .entry(date.to_string())
-            .or_default()
-            .insert(RAW.to_string(), v);
-        raw_rows.insert(date.to_string(), vec![batch]);
-    }
+    let mut warehouse_failed = false;
     for w in warehouses {
         match warehouse::checks(&w.db, &w.schema, &meta, &fields).await {
             Ok(by_date) => {
@@ -121,14 +259,67 @@ pub async fn check_dataset(
                     values.entry(date).or_default().insert(w.name.clone(), v);
                 }
             }
-            Err(e) => report.errors.push(format!("{topic} in {}: {e}", w.name)),
+            Err(e) => {
+                warehouse_failed = true;
+                report.errors.push(format!("{topic} in {}: {e}", w.name));
+            }
         }
     }
 
     let float_sums = checks::float_sums(&meta, &fields);
     let mut stores = vec![CLEAN.to_string(), RAW.to_string()];
     stores.extend(warehouses.iter().map(|w| w.name.clone()));
-    for (date, by_store) in &values {
+    let spill = &options.expected.spill_dir;
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut next = Verdicts {
+        watermarks: m.watermarks.clone(),
+        raw_dates,
+        dates: BTreeMap::new(),
+    };
+    for (date, by_store) in &mut values {
+        let day: Option<NaiveDate> = date.parse().ok();
+        let entry = day.and_then(|d| m.dates.get(&d));
+        let before = prior.dates.get(date);
+        let reason = match day.and_then(|d| reasons.get(&d)) {
+            Some(r) => *r,
+            None => {
+                // The archive side is as it was: its stored values stand.
+                let Some(before) = before else { continue };
+                for s in [CLEAN, RAW] {
+                    if let Some(v) = before.stores.get(s) {
+                        by_store.insert(s.to_string(), v.clone());
+                    }
+                }
+                if *by_store == before.stores {
+                    report.dates_skipped += 1;
+                    next.dates.insert(date.clone(), before.clone());
+                    continue;
+                }
+                "warehouse"
+            }
+        };
+        if reason != "warehouse" {
+            if let Some(entry) = entry {
+                let mut acc = Accumulator::new(&meta);
+                clean_for_each(store.clone(), entry, spill, |b| acc.add(b)).await?;
+                by_store.insert(CLEAN.to_string(), acc.finish()?);
+            }
+            if let Some(d) = day.filter(|d| view.has(*d)) {
+                let mut acc = Accumulator::new(&meta);
+                view.for_each(d, |b| acc.add(b)).await?;
+                by_store.insert(RAW.to_string(), acc.finish()?);
+            }
+        }
+        if by_store.is_empty() {
+            // No store has the date (any more): nothing to say.
+            continue;
+        }
+        report.checked.push(CheckedDate {
+            date: date.clone(),
+            clean_version: entry.map(|e| e.version),
+            reason: reason.to_string(),
+        });
+        let mismatches_before = report.mismatches;
         let empty = CheckValues::new();
         let reference = by_store.get(CLEAN).unwrap_or(&empty);
         let names: BTreeSet<&String> = by_store.values().flat_map(|v| v.keys()).collect();
@@ -165,18 +356,48 @@ pub async fn check_dataset(
                     store: store_name.clone(),
                     check: (*name).clone(),
                     value,
-                    verdict: if ok { "ok" } else { "MISMATCH" }.to_string(),
+                    verdict: if ok { OK } else { "MISMATCH" }.to_string(),
                 });
             }
         }
+        next.dates.insert(
+            date.clone(),
+            DateVerdict {
+                clean_version: entry.map(|e| e.version),
+                clean_files: day
+                    .and_then(|d| fingerprints.get(&d))
+                    .cloned()
+                    .unwrap_or_default(),
+                verdict: if report.mismatches == mismatches_before {
+                    OK
+                } else {
+                    "MISMATCH"
+                }
+                .to_string(),
+                checked_at: now.clone(),
+                stores: by_store.clone(),
+            },
+        );
+        differing.remove(CLEAN);
+        if differing.is_empty() {
+            continue;
+        }
         // Name the keys that differ, a few per store and date.
-        let reference_rows = clean_rows.get(date).map(Vec::as_slice).unwrap_or(&[]);
-        let reference_keys = keyed_hashes(reference_rows, &meta)?;
+        let mut reference_keys = HashMap::new();
+        if let Some(entry) = entry {
+            clean_for_each(store.clone(), entry, spill, |b| {
+                checks::add_keyed_hashes(&mut reference_keys, b, &meta)
+            })
+            .await?;
+        }
         for store_name in differing {
             let found = if store_name == RAW {
-                let other =
-                    keyed_hashes(raw_rows.get(date).map(Vec::as_slice).unwrap_or(&[]), &meta)?;
-                diff(&reference_keys, &other.into_iter().collect(), max_keys)
+                let mut other = HashMap::new();
+                if let Some(d) = day.filter(|d| view.has(*d)) {
+                    view.for_each(d, |b| checks::add_keyed_hashes(&mut other, b, &meta))
+                        .await?;
+                }
+                diff_maps(&reference_keys, &other, max_keys)
             } else if let Some(w) = warehouses.iter().find(|w| w.name == store_name) {
                 drill_down(w, &meta, &fields, date, &reference_keys, max_keys).await?
             } else {
@@ -193,7 +414,136 @@ pub async fn check_dataset(
             }
         }
     }
+    report.verdicts = next
+        .dates
+        .iter()
+        .map(|(d, v)| (d.clone(), v.clone()))
+        .collect();
+    // A warehouse that could not be asked would be remembered as agreeing: keep the
+    // old verdicts then, and check again next time.
+    if !warehouse_failed {
+        verdicts::save(store.as_ref(), topic, &next).await?;
+    }
     Ok(report)
+}
+
+/// Per object under `clean/{topic}/`: its size, ETag and modification time, from one
+/// listing.
+async fn clean_objects(store: &dyn ObjectStore, topic: &str) -> Result<HashMap<String, String>> {
+    let prefix = object_store::path::Path::from(format!("clean/{topic}/"));
+    let mut out = HashMap::new();
+    let mut listing = store.list(Some(&prefix));
+    while let Some(meta) = listing.next().await {
+        let meta = meta.map_err(|e| Error::Clean {
+            path: prefix.to_string(),
+            reason: format!("listing: {e}"),
+        })?;
+        out.insert(
+            meta.location.to_string(),
+            format!(
+                "{} {} {}",
+                meta.size,
+                meta.e_tag.unwrap_or_default(),
+                meta.last_modified.timestamp_nanos_opt().unwrap_or_default()
+            ),
+        );
+    }
+    Ok(out)
+}
+
+/// The digest of one date's clean files as they are now (see
+/// [`DateVerdict::clean_files`]).
+fn fingerprint(entry: &manifest::DateEntry, objects: &HashMap<String, String>) -> String {
+    use md5::{Digest, Md5};
+    let mut h = Md5::new();
+    for f in &entry.files {
+        h.update(f.as_bytes());
+        h.update(b"\0");
+        h.update(objects.get(f).map_or("missing", String::as_str).as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Calls `f` with each batch of the clean files of one date. Each file is copied to local
+/// disk first and read a batch at a time, so a file larger than memory is no problem.
+pub async fn clean_for_each(
+    store: Arc<dyn ObjectStore>,
+    entry: &manifest::DateEntry,
+    spill_dir: &std::path::Path,
+    mut f: impl FnMut(&RecordBatch) -> Result<()>,
+) -> Result<()> {
+    for file in &entry.files {
+        let bad = |reason: String| Error::Clean {
+            path: file.clone(),
+            reason,
+        };
+        let local = spill_dir.join(format!(
+            "onepipe-verifier-clean-{}-{}.parquet",
+            std::process::id(),
+            hash64(file) as u64
+        ));
+        let _cleanup = RemoveOnDrop(local.clone());
+        expected::download(store.as_ref(), file, &local)
+            .await
+            .map_err(bad)?;
+        let reader = std::fs::File::open(&local).map_err(|e| Error::Spill {
+            path: local.display().to_string(),
+            error: e,
+        })?;
+        let batches = ParquetRecordBatchReaderBuilder::try_new(reader)
+            .map_err(|e| bad(e.to_string()))?
+            .with_batch_size(8192)
+            .build()
+            .map_err(|e| bad(e.to_string()))?;
+        for batch in batches {
+            f(&batch.map_err(|e| bad(e.to_string()))?)?;
+        }
+    }
+    Ok(())
+}
+
+/// A local file removed when dropped.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Keys of `other` (one row per key) that are missing, extra or different against
+/// `reference`, in key order, without copying either map.
+fn diff_maps(
+    reference: &HashMap<String, i64>,
+    other: &HashMap<String, i64>,
+    max: usize,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut keys: Vec<&String> = reference.keys().collect();
+    keys.sort_unstable();
+    for k in keys {
+        match other.get(k) {
+            None => out.push((k.clone(), "missing".to_string())),
+            Some(h) if *h != reference[k] => out.push((k.clone(), "different".to_string())),
+            _ => {}
+        }
+        if out.len() >= max {
+            return out;
+        }
+    }
+    let mut extra: Vec<&String> = other
+        .keys()
+        .filter(|k| !reference.contains_key(*k))
+        .collect();
+    extra.sort_unstable();
+    out.extend(
+        extra
+            .into_iter()
+            .take(max - out.len())
+            .map(|k| (k.clone(), "extra".to_string())),
+    );
+    out
 }
 
 fn diff(
