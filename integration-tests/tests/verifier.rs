@@ -1622,3 +1622,320 @@ async fn a_second_check_rechecks_only_the_date_a_late_record_changed() {
     let full = check(true).await;
     assert_eq!((full.checked.len(), full.dates_skipped), (3, 0));
 }
+
+const NESTED_SCHEMA: &str = r#"{"type":"record","name":"Order","namespace":"shop","fields":[
+  {"name":"order_id","type":"string"},
+  {"name":"version","type":"long"},
+  {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
+  {"name":"ship","type":["null",{"type":"record","name":"Ship","fields":[
+    {"name":"to","type":"string"},
+    {"name":"fee","type":{"type":"bytes","logicalType":"decimal","precision":12,"scale":2}},
+    {"name":"due","type":{"type":"long","logicalType":"timestamp-micros"}},
+    {"name":"day","type":["null",{"type":"int","logicalType":"date"}]},
+    {"name":"tag","type":"bytes"},
+    {"name":"weight","type":"double"},
+    {"name":"ratio","type":"float"},
+    {"name":"via","type":["null","long","string"]}]}],"default":null},
+  {"name":"items","type":{"type":"array","items":["null",{"type":"record","name":"Item","fields":[
+    {"name":"sku","type":"string"},
+    {"name":"price","type":{"type":"bytes","logicalType":"decimal","precision":18,"scale":3}},
+    {"name":"seen","type":{"type":"long","logicalType":"timestamp-nanos"}},
+    {"name":"when","type":{"type":"long","logicalType":"local-timestamp-millis"}},
+    {"name":"slot","type":{"type":"int","logicalType":"time-millis"}},
+    {"name":"ok","type":"boolean"}]}]}},
+  {"name":"attrs","type":["null",{"type":"map","values":["null","string"]}],"default":null},
+  {"name":"counts","type":{"type":"map","values":{"type":"array","items":"int"}}}]}"#;
+
+/// Order `i` of the nested dataset: nulls, empty arrays and maps, and inside them
+/// decimals, timestamps before and after 1970, floats and strings that need escaping.
+fn nested_order(i: i64, day0: i64) -> serde_json::Value {
+    let texts = [
+        "plain",
+        "quote\" and \\ backslash",
+        "ünïcödé 日本 😀",
+        "tab\there\nnewline\u{1}\u{1f}\u{7f}",
+        "",
+        "'single'",
+    ];
+    let text = |k: i64| texts[(k.rem_euclid(texts.len() as i64)) as usize];
+    let weights = [0.1, 1e-7, 1e21, -0.0, 123456789.123, -2.5e-300];
+    let tag = ["", "AP8=", "3q2+7w==", "XA=="][(i % 4) as usize];
+    let ship = if i % 5 == 4 {
+        serde_json::Value::Null
+    } else {
+        json!({
+            "to": text(i),
+            "fee": format!("{}.{:02}", i * 37 - 500, i % 100),
+            "due": (i - 30) * 86_400_000_123i64,
+            "day": if i % 3 == 0 { serde_json::Value::Null } else { json!(-3 + i) },
+            "tag": tag,
+            "weight": weights[(i % 6) as usize],
+            "ratio": i as f64 / 8.0,
+            "via": match i % 3 {
+                0 => serde_json::Value::Null,
+                1 => json!({"long": -i}),
+                _ => json!({"string": text(i + 1)}),
+            }
+        })
+    };
+    let items: Vec<serde_json::Value> = (0..i % 4)
+        .map(|k| {
+            if (i + k) % 7 == 6 {
+                return serde_json::Value::Null;
+            }
+            json!({
+                "sku": text(i + k),
+                "price": format!("-{}.{:03}", k, (i * 7 + k) % 1000),
+                "seen": 1_795_478_400_000_000_000i64 + i * 1_000_000_007 + k * 500,
+                "when": -1_000 * i - k,
+                "slot": (i * 3_600_001 + k) % 86_400_000,
+                "ok": k % 2 == 0
+            })
+        })
+        .collect();
+    let attrs = match i % 6 {
+        5 => serde_json::Value::Null,
+        4 => json!({}),
+        _ => json!({
+            "zeta": text(i),
+            "a": serde_json::Value::Null,
+            "éclair": text(i + 2),
+            "AB": "upper",
+            "aa": format!("v{i}")
+        }),
+    };
+    let counts = if i % 4 == 0 {
+        json!({})
+    } else {
+        json!({"b": [i, -1, 2_147_483_647], "a": [], "c": [0]})
+    };
+    json!({
+        "order_id": format!("o{}", i % 40),
+        "version": i,
+        "at": day0 + i * 1_000,
+        "ship": ship,
+        "items": items,
+        "attrs": attrs,
+        "counts": counts
+    })
+}
+
+/// Records, arrays and maps take part in the row checksum: PostgreSQL's text of the
+/// loader's `jsonb` equals the Rust text of the clean rows, row by row; a change inside
+/// any of them in the warehouse is a mismatch whose key the drill-down names.
+#[tokio::test(flavor = "multi_thread")]
+async fn nested_columns_agree_with_postgres_and_a_change_inside_names_its_key() {
+    use clap::Parser;
+    use onepipe_verifier::verify::Warehouse;
+    let (registry_url, _stop) = start_registry(Tokens::default()).await;
+    let topic = unique_name("nested");
+    create_dataset(
+        &registry_url,
+        &topic,
+        NESTED_SCHEMA,
+        "order_id",
+        1,
+        &[
+            "--merge",
+            "max_by:version",
+            "--partition-time",
+            "at",
+            "--checks",
+            "row_checksum",
+        ],
+    )
+    .await;
+    let (registry, w) = dataset_writer(&registry_url, &topic).await;
+    let store_url = fresh_store_url();
+    let store: Arc<dyn ObjectStore> = onepipe_core::store::open(&store_url).unwrap();
+    let mut raw = RawBatch::new(0);
+    let day0 = 1_795_478_400_000i64;
+    let n = 100i64;
+    for i in 0..n {
+        let record = nested_order(i, day0);
+        let e = w
+            .encode_json(&record)
+            .unwrap_or_else(|e| panic!("{record}: {e:?}"));
+        raw.push(i, day0, Some(&e.key), Some(&e.value), &[]);
+    }
+    let file = RawFile {
+        topic: topic.clone(),
+        partition: 0,
+        date: chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
+        hour: 0,
+        first_offset: 0,
+        last_offset: n - 1,
+    };
+    store
+        .put(
+            &Path::from(file.path().as_str()),
+            PutPayload::from(encode(&raw.finish().unwrap()).unwrap()),
+        )
+        .await
+        .unwrap();
+    run_topic(store.clone(), &registry, &topic, &RunOptions::default())
+        .await
+        .unwrap();
+
+    let db = fresh_database("verifier_nested").await;
+    let config = onepipe_warehouse_loader::Config::try_parse_from([
+        "warehouse-loader",
+        "--registry",
+        &registry_url,
+        "--object-store",
+        &store_url,
+        "--database",
+        &db,
+        "--datasets",
+        &topic,
+        "--once",
+    ])
+    .unwrap();
+    let loader = onepipe_warehouse_loader::Loader::connect(&config, Default::default())
+        .await
+        .unwrap();
+    let (_stop_loader, stopped) = tokio::sync::watch::channel(false);
+    assert!(loader.cycle(&stopped).await.ok());
+    let pool = warehouse::connect(&db).await.unwrap();
+    let table = format!("\"{}\"", warehouse::table_name(&topic));
+
+    // Row by row first, so a disagreement names the value.
+    let avro = apache_avro::Schema::parse_str(NESTED_SCHEMA).unwrap();
+    let fields: Vec<Field> = onepipe_archive::columns::Mapping::new(&avro)
+        .unwrap()
+        .fields()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let m = latest_manifest(store.as_ref(), &topic).await;
+    let mut ours = std::collections::BTreeMap::new();
+    for path in &m.dates.values().next().unwrap().files {
+        for batch in read_batches(store.as_ref(), path).await {
+            let keys = batch.column_by_name("order_id").unwrap().clone();
+            let cols = row_columns(&batch);
+            assert_eq!(cols.len(), fields.len(), "every column is in the row text");
+            for i in 0..batch.num_rows() {
+                ours.insert(
+                    onepipe_verifier::canonical::value_text(&keys, i),
+                    row_text(&cols, i),
+                );
+            }
+        }
+    }
+    let theirs: std::collections::BTreeMap<String, String> = sqlx::query(&format!(
+        "SELECT order_id, {} FROM {table}",
+        warehouse::row_text_sql(&fields)
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+    .collect();
+    assert_eq!(ours.len(), 40);
+    for (key, text) in &ours {
+        assert_eq!(Some(text), theirs.get(key), "row {key}");
+    }
+    for edge in [
+        "\\u0001", "\\\"", "😀", "[]", "{}", "[null", "\\N", "1e+21", "\"-",
+    ] {
+        assert!(
+            ours.values().any(|t| t.contains(edge)),
+            "no row holds {edge}"
+        );
+    }
+
+    let marts = [Warehouse {
+        name: "mart".into(),
+        db: warehouse::Db::Postgres(pool.clone()),
+        schema: "public".into(),
+    }];
+    let report = check_dataset(store.clone(), &registry, &topic, &marts, 10)
+        .await
+        .unwrap();
+    assert_eq!(report.mismatches, 0, "{:#?}", report.lines);
+    assert!(
+        report
+            .lines
+            .iter()
+            .any(|l| l.store == "mart" && l.check == "row_checksum" && l.verdict == "ok")
+    );
+
+    sqlx::query(&format!("CREATE TABLE backup AS SELECT * FROM {table}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    // One value deep inside each nested column, in one row.
+    let faults = [
+        (
+            format!(
+                "UPDATE {table} SET ship = jsonb_set(ship, '{{fee}}', '\"0.01\"') \
+                 WHERE order_id = 'o3'"
+            ),
+            "o3",
+        ),
+        (
+            format!(
+                "UPDATE {table} SET ship = jsonb_set(ship, '{{via}}', '{{\"string\": \"-61\"}}') \
+                 WHERE order_id = 'o21'"
+            ),
+            "o21",
+        ),
+        (
+            format!(
+                "UPDATE {table} SET items = jsonb_set(items, '{{1,price}}', '\"-1.604\"') \
+                 WHERE order_id = 'o6'"
+            ),
+            "o6",
+        ),
+        (
+            format!("UPDATE {table} SET items = items || '[null]'::jsonb WHERE order_id = 'o7'"),
+            "o7",
+        ),
+        (
+            format!(
+                "UPDATE {table} SET attrs = attrs || '{{\"aa\": \"changed\"}}' \
+                 WHERE order_id = 'o10'"
+            ),
+            "o10",
+        ),
+        (
+            format!(
+                "UPDATE {table} SET counts = jsonb_set(counts, '{{b,1}}', '0') \
+                 WHERE order_id = 'o9'"
+            ),
+            "o9",
+        ),
+    ];
+    for (sql, key) in faults {
+        let changed = sqlx::query(&sql)
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .rows_affected();
+        assert_eq!(changed, 1, "{sql}");
+        let report = check_dataset(store.clone(), &registry, &topic, &marts, 10)
+            .await
+            .unwrap();
+        assert!(report.mismatches > 0, "{sql}: not detected");
+        let named: Vec<(&str, &str, &str)> = report
+            .keys
+            .iter()
+            .map(|k| (k.store.as_str(), k.key.as_str(), k.problem.as_str()))
+            .collect();
+        assert_eq!(named, [("mart", key, "different")], "{sql}");
+        sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(&format!("INSERT INTO {table} SELECT * FROM backup"))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let report = check_dataset(store.clone(), &registry, &topic, &marts, 10)
+        .await
+        .unwrap();
+    assert_eq!(report.mismatches, 0);
+}

@@ -14,14 +14,15 @@ use onepipe_archive::merge::column_at;
 use onepipe_core::metadata::{Check, TopicMetadata};
 
 use crate::canonical::{
-    self, decimal_text, float8_text, is_scalar, row_hash, row_text, value_text,
+    self, decimal_text, float8_text, in_row_text, row_hash, row_text, value_text,
 };
 use crate::error::{Error, Result};
 
 /// Check name → canonical value.
 pub type CheckValues = BTreeMap<String, String>;
 
-/// The columns that make up row texts: scalar top-level columns, Kafka columns aside.
+/// The columns that make up row texts: top-level columns with a canonical text
+/// (`canonical::in_row_text`: scalars, records, arrays, maps), Kafka columns aside.
 pub fn row_columns(batch: &RecordBatch) -> Vec<ArrayRef> {
     batch
         .schema()
@@ -31,7 +32,7 @@ pub fn row_columns(batch: &RecordBatch) -> Vec<ArrayRef> {
         .filter(|(f, _)| {
             !f.name().starts_with("_kafka_") && f.name() != "_schema_id" && f.name() != "_date"
         })
-        .filter(|(f, _)| is_scalar(f.data_type()))
+        .filter(|(f, _)| in_row_text(f.data_type()))
         .map(|(_, c)| c.clone())
         .collect()
 }

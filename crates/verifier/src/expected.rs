@@ -197,6 +197,7 @@ impl ExpectedView {
             topic: topic.to_string(),
             meta: t.metadata.clone(),
             reader_schema,
+            reader_id: t.latest.id,
             mapping: Arc::new(mapping),
             target,
             writers: HashMap::new(),
@@ -581,6 +582,8 @@ struct Decoder {
     topic: String,
     meta: TopicMetadata,
     reader_schema: Arc<Avro>,
+    /// The registry id of `reader_schema`.
+    reader_id: u32,
     mapping: Arc<Mapping>,
     target: SchemaRef,
     /// Writer schemas by id; `None` for ids the registry does not know.
@@ -617,6 +620,7 @@ impl Decoder {
         let mut readers: HashMap<u32, Option<GenericDatumReader<'_>>> = HashMap::new();
         let writers = self.writers.clone();
         let reader_schema = self.reader_schema.clone();
+        let reader_id = self.reader_id;
         for batch in raw_batches(path, local)? {
             let batch = batch?;
             let partitions = raw_column(&batch, "partition", path)?;
@@ -644,8 +648,10 @@ impl Decoder {
                     unframe(values.value(i)).and_then(|(id, datum)| {
                         let reader = readers.entry(id).or_insert_with(|| {
                             let writer = writers.get(&id)?.as_ref()?;
+                            // Written with the newest schema: nothing to resolve.
+                            let target = (id != reader_id).then_some(reader_schema.as_ref());
                             GenericDatumReader::builder(writer.as_ref())
-                                .reader_schema(reader_schema.as_ref())
+                                .maybe_reader_schema(target)
                                 .build()
                                 .ok()
                         });
@@ -982,6 +988,9 @@ mod tests {
         .unwrap()
     }
 
+    type Positions = Vec<(i32, i64)>;
+    type Merge = fn(&RecordBatch) -> RecordBatch;
+
     /// The winners as (partition, offset), sorted.
     fn positions(batches: &[RecordBatch]) -> Vec<(i32, i64)> {
         let mut out = Vec::new();
@@ -1011,7 +1020,7 @@ mod tests {
         rt: &tokio::runtime::Runtime,
         b: &RecordBatch,
         m: &TopicMetadata,
-    ) -> (Vec<(i32, i64)>, Vec<(i32, i64)>) {
+    ) -> (Positions, Positions) {
         let copydog = onepipe_archive::merge::merge(b, m).unwrap();
         let verifier = rt.block_on(merge_in_memory(m, vec![b.clone()])).unwrap();
         (positions(&[copydog.batch]), positions(&verifier))
@@ -1052,7 +1061,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let broken: [(&str, fn(&RecordBatch) -> RecordBatch); 2] = [
+        let broken: [(&str, Merge); 2] = [
             ("max_by(v)", |b| {
                 // Ties by the earliest position: reverse offsets, merge, map back.
                 let n = b.num_rows();

@@ -3,7 +3,11 @@
 //!
 //! Tables follow warehouse-loader's naming: the topic lower-cased with every character
 //! outside `[a-z0-9_]` replaced by `_`, columns named after the top-level fields, and a
-//! `_date` column.
+//! `_date` column. Nested columns are `jsonb` as the loader writes them (records as
+//! objects, a union as `{"branch": value}`, maps as objects, bytes base64, decimals,
+//! dates and timestamps as strings); [`json_sql`] rebuilds `canonical::push_json`'s text
+//! from them field by field, never from `jsonb`'s own output (whose key order is by
+//! length, then bytes).
 
 use std::collections::BTreeMap;
 
@@ -12,7 +16,7 @@ use onepipe_core::metadata::{Check, TopicMetadata};
 use sqlx::Row;
 use sqlx::postgres::PgPool;
 
-use crate::canonical::is_scalar;
+use crate::canonical::{in_row_text, is_nested, push_json_string};
 use crate::checks::CheckValues;
 use crate::error::{Error, Result};
 
@@ -34,15 +38,102 @@ pub fn text_expr(field: &str, dt: &DataType) -> String {
         DataType::Utf8 => c,
         DataType::Date32 => format!("to_char({c}, 'YYYY-MM-DD')"),
         DataType::Timestamp(_, _) => format!("((extract(epoch from {c}) * 1000000)::bigint)::text"),
+        dt if is_nested(dt) => {
+            format!("CASE WHEN {c} IS NOT NULL THEN {} END", json_sql(&c, dt, 0))
+        }
         _ => format!("{c}::text"),
     }
 }
 
-/// The SQL of a row's text over the scalar fields, in order.
+/// A string as an SQL literal (standard_conforming_strings, on since PostgreSQL 9.1).
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The SQL (text, never NULL) of `canonical::push_json`'s text for the `jsonb` value `x`
+/// of Arrow type `dt`, as warehouse-loader wrote it. SQL NULL, JSON `null` and a missing
+/// object key are all `null` (the loader writes only a union's set branch). `depth` names
+/// the subqueries of nested arrays and maps apart.
+pub fn json_sql(x: &str, dt: &DataType, depth: usize) -> String {
+    // `#>> '{}'`: the scalar's own text (a string unquoted and unescaped).
+    let v = format!("({x} #>> '{{}}')");
+    let inner = match dt {
+        DataType::Null => "'null'".to_string(),
+        // jsonb prints booleans as `true`/`false`, integers (numeric) as written, and
+        // strings escaped as `canonical::push_json_string` escapes them.
+        DataType::Boolean | DataType::Int32 | DataType::Int64 | DataType::Utf8 => {
+            format!("({x})::text")
+        }
+        // The loader's shortest round-trip digits read back as the same float, printed as
+        // at the top level (extra_float_digits = 1); NaN and Infinity were written null.
+        DataType::Float32 => format!("({v}::real)::text"),
+        DataType::Float64 => format!("({v}::double precision)::text"),
+        DataType::Binary => format!("'\"' || encode(decode({v}, 'base64'), 'hex') || '\"'"),
+        DataType::Date32 => format!("'\"' || to_char({v}::date, 'YYYY-MM-DD') || '\"'"),
+        DataType::Decimal128(_, _) => format!("'\"' || ({v}::numeric)::text || '\"'"),
+        // Read as `timestamp`, the zone of a UTC instant (`Z`) is ignored, so both kinds
+        // count from 1970-01-01 00:00 as written; nine fraction digits round like
+        // `canonical::pg_micros`.
+        DataType::Timestamp(_, _) => {
+            format!("((extract(epoch from {v}::timestamp) * 1000000)::bigint)::text")
+        }
+        DataType::Time32(_) | DataType::Time64(_) => {
+            format!("((extract(epoch from {v}::time) * 1000000)::bigint)::text")
+        }
+        DataType::Struct(fields) => {
+            let mut parts = Vec::new();
+            for (k, f) in fields.iter().enumerate() {
+                let mut name = String::new();
+                if k > 0 {
+                    name.push(',');
+                }
+                push_json_string(&mut name, f.name());
+                name.push(':');
+                parts.push(literal(&name));
+                parts.push(json_sql(
+                    &format!("({x} -> {})", literal(f.name())),
+                    f.data_type(),
+                    depth + 1,
+                ));
+            }
+            if parts.is_empty() {
+                "'{}'".to_string()
+            } else {
+                format!("'{{' || {} || '}}'", parts.join(" || "))
+            }
+        }
+        DataType::List(item) => {
+            let e = format!("e{depth}");
+            format!(
+                "(SELECT '[' || coalesce(string_agg({}, ',' ORDER BY {e}.n), '') || ']' \
+                 FROM jsonb_array_elements({x}) WITH ORDINALITY AS {e}(v, n))",
+                json_sql(&format!("{e}.v"), item.data_type(), depth + 1)
+            )
+        }
+        DataType::Map(entries, _) => {
+            let value = match entries.data_type() {
+                DataType::Struct(kv) if kv.len() == 2 => kv[1].data_type().clone(),
+                _ => DataType::Null,
+            };
+            // Keys in byte order (collation "C"), as Rust orders `str`; jsonb has kept the
+            // last of a repeated key.
+            let m = format!("m{depth}");
+            format!(
+                "(SELECT '{{' || coalesce(string_agg(to_jsonb({m}.k)::text || ':' || {}, ',' \
+                 ORDER BY {m}.k COLLATE \"C\"), '') || '}}' FROM jsonb_each({x}) AS {m}(k, v))",
+                json_sql(&format!("{m}.v"), &value, depth + 1)
+            )
+        }
+        other => literal(&format!("\"unsupported {other}\"")),
+    };
+    format!("(CASE WHEN coalesce(jsonb_typeof({x}), 'null') = 'null' THEN 'null' ELSE {inner} END)")
+}
+
+/// The SQL of a row's text over the fields that take part in it, in order.
 pub fn row_text_sql(fields: &[Field]) -> String {
     let parts: Vec<String> = fields
         .iter()
-        .filter(|f| is_scalar(f.data_type()))
+        .filter(|f| in_row_text(f.data_type()))
         .map(|f| format!("coalesce({}, E'\\\\N')", text_expr(f.name(), f.data_type())))
         .collect();
     format!("concat_ws(E'\\x1f', {})", parts.join(", "))
