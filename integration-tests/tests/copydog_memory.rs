@@ -3,11 +3,9 @@
 //! (`getrusage` of the finished child, through Python's `resource` module). The result is
 //! checked against winners computed here from the generated input.
 //!
-//! Then the real `verifier` checks the same date with `--memory-limit 256MB`: its peak RSS
-//! must stay under 768 MB (the aim is 512 MB) and its verdict must be right. (A second
-//! run at this size with one clean row altered, `--full`, peaked at 789 MB and took six
-//! minutes here, so it is not part of this test; naming an altered row's key is tested
-//! at small size in `verifier.rs`.)
+//! Then the real `verifier` checks the same date with `--memory-limit 256MB`, twice: as
+//! it is, and after one clean row was altered in place. Both runs must peak under 512 MB
+//! of RSS; the first must find the stores agreeing, the second must name the altered key.
 //!
 //! Its own test binary, so it runs alone: nothing else competes for memory meanwhile.
 
@@ -45,10 +43,35 @@ const FILE_RECORDS: usize = 50_000;
 const TS: i64 = 1_795_482_000_000;
 const LIMIT_MB: u64 = 256;
 const RSS_CEILING_MB: u64 = 1024;
-/// The issue's target is 512 MB; measured 591 MB (DataFusion's external sort and the merge
-/// of its spilled runs hold more than its pool accounts for), so this is the bound kept
-/// until the merge is bucketed by key hash the way copydog's is.
-const VERIFIER_RSS_CEILING_MB: u64 = 768;
+const VERIFIER_RSS_CEILING_MB: u64 = 512;
+
+/// Runs `program` with `args` under a Python wrapper that reports the child's peak RSS
+/// as the kernel measured it (`getrusage` of the finished child): (exit code, stdout,
+/// stderr, peak RSS in MB).
+fn run_measured(program: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String, u64) {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import resource, subprocess, sys\n\
+             p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE)\n\
+             sys.stdout.buffer.write(p.stdout)\n\
+             kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n\
+             print(f'peak_rss_kb={kb}', file=sys.stderr)\n\
+             sys.exit(p.returncode)",
+        ])
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let peak_kb: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("peak_rss_kb="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS reported:\n{stderr}"));
+    (out.status.code(), stdout, stderr, peak_kb >> 10)
+}
 
 fn score(key: i64, version: i64) -> i64 {
     let mut x = (key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((version as u64) << 7);
@@ -130,54 +153,39 @@ async fn a_date_over_2gb_merges_and_verifies_with_a_256mb_limit() {
         .map(|(id, v)| score(id[4..].parse().unwrap(), *v))
         .sum();
 
-    // The real binary, under a wrapper that reports the child's peak RSS from the kernel.
+    // The real binary, its peak RSS measured by the kernel.
     let copydog = service_binary("onepipe-copydog", "copydog");
     let spill_dir = std::env::temp_dir().join(unique_name("copydog_memory"));
     std::fs::create_dir_all(&spill_dir).unwrap();
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import resource, subprocess, sys\n\
-             code = subprocess.run(sys.argv[1:]).returncode\n\
-             kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n\
-             print(f'peak_rss_kb={kb}', file=sys.stderr)\n\
-             sys.exit(code)",
-        ])
-        .arg(&copydog)
-        .args([
-            "--registry",
-            &registry_url,
-            "--object-store",
-            &store_url,
-            "run",
-            "--topic",
-            &topic,
-        ])
-        .args(["--memory-limit", &format!("{LIMIT_MB}MB"), "--spill-dir"])
-        .arg(&spill_dir)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "copydog failed:\n{stderr}");
-    let peak_kb: u64 = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("peak_rss_kb="))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no peak RSS reported:\n{stderr}"));
+    let limit = format!("{LIMIT_MB}MB");
+    let spill = spill_dir.to_str().unwrap().to_string();
+    let args = [
+        "--registry",
+        &registry_url,
+        "--object-store",
+        &store_url,
+        "run",
+        "--topic",
+        &topic,
+        "--memory-limit",
+        &limit,
+        "--spill-dir",
+        &spill,
+    ];
+    let (code, _, stderr, peak_mb) = run_measured(&copydog, &args);
+    assert_eq!(code, Some(0), "copydog failed:\n{stderr}");
     eprintln!(
         "copydog merged {records} records ({} MB decoded) with --memory-limit {LIMIT_MB}MB: \
-         peak RSS {} MB",
+         peak RSS {peak_mb} MB",
         decoded_bytes >> 20,
-        peak_kb >> 10
     );
     assert!(
         stderr.contains("spilling"),
         "the date should have spilled:\n{stderr}"
     );
     assert!(
-        peak_kb >> 10 < RSS_CEILING_MB,
-        "peak RSS {} MB is not under {RSS_CEILING_MB} MB",
-        peak_kb >> 10
+        peak_mb < RSS_CEILING_MB,
+        "peak RSS {peak_mb} MB is not under {RSS_CEILING_MB} MB"
     );
 
     // The result: one row per key with the newest version, sorted by score, and check
@@ -232,55 +240,82 @@ async fn a_date_over_2gb_merges_and_verifies_with_a_256mb_limit() {
     std::fs::remove_dir(&spill_dir).unwrap();
 
     // The verifier on the same date, under the same limit.
-    let verify = || {
-        let mut cmd = std::process::Command::new("python3");
-        cmd.args([
-            "-c",
-            "import resource, subprocess, sys\n\
-             p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE)\n\
-             sys.stdout.buffer.write(p.stdout)\n\
-             kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n\
-             print(f'peak_rss_kb={kb}', file=sys.stderr)\n\
-             sys.exit(p.returncode)",
-        ])
-        .arg(service_binary("onepipe-verifier", "verifier"))
-        .args([
+    let verifier = service_binary("onepipe-verifier", "verifier");
+    let verify = |what: &str| {
+        std::fs::create_dir_all(&spill_dir).unwrap();
+        let args = [
             "--registry",
             &registry_url,
             "--object-store",
             &store_url,
             "--memory-limit",
-            &format!("{LIMIT_MB}MB"),
+            &limit,
             "--spill-dir",
-        ])
-        .arg(&spill_dir)
-        .args(["check", "--dataset", &topic]);
-        std::fs::create_dir_all(&spill_dir).unwrap();
-        let out = cmd.output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        let peak_kb: u64 = stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("peak_rss_kb="))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no peak RSS reported:\n{stderr}"));
+            &spill,
+            "check",
+            "--dataset",
+            &topic,
+        ];
+        let (code, stdout, stderr, peak_mb) = run_measured(&verifier, &args);
         eprintln!(
-            "verifier checked {records} records with --memory-limit {LIMIT_MB}MB: peak RSS {} MB",
-            peak_kb >> 10
+            "verifier checked {records} records ({what}) with --memory-limit {LIMIT_MB}MB: \
+             peak RSS {peak_mb} MB"
         );
         assert!(
-            peak_kb >> 10 < VERIFIER_RSS_CEILING_MB,
-            "verifier peak RSS {} MB is not under {VERIFIER_RSS_CEILING_MB} MB\n{stderr}",
-            peak_kb >> 10
+            peak_mb < VERIFIER_RSS_CEILING_MB,
+            "verifier peak RSS {peak_mb} MB ({what}) is not under \
+             {VERIFIER_RSS_CEILING_MB} MB\n{stderr}"
         );
         let leftovers: Vec<_> = std::fs::read_dir(&spill_dir).unwrap().flatten().collect();
         assert!(leftovers.is_empty(), "verifier left {leftovers:?}");
-        (out.status.code(), stdout, stderr)
+        std::fs::remove_dir(&spill_dir).unwrap();
+        (code, stdout, stderr)
     };
-    let (code, stdout, stderr) = verify();
+    if let Ok(secs) = std::env::var("ONEPIPE_HOLD_SECS") {
+        println!("HOLD registry={registry_url} store={store_url} topic={topic}");
+        eprintln!("HOLD registry={registry_url} store={store_url} topic={topic}");
+        std::thread::sleep(std::time::Duration::from_secs(secs.parse().unwrap()));
+    }
+    let (code, stdout, stderr) = verify("as archived");
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("verdict: all stores agree"), "{stdout}");
     assert!(stdout.contains("1 dates checked"), "{stdout}");
 
-    std::fs::remove_dir(&spill_dir).unwrap();
+    // One clean row altered in place (same file, one score changed): the next check sees
+    // the file changed, finds the mismatch and names the key.
+    let file = Path::from(entry.files[0].as_str());
+    let bytes = store.get(&file).await.unwrap().bytes().await.unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+    let schema = reader.schema().clone();
+    let mut out = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, schema, None).unwrap();
+    let mut altered: Option<String> = None;
+    for batch in reader.build().unwrap() {
+        let mut b: RecordBatch = batch.unwrap();
+        if altered.is_none() {
+            let idx = b.schema().index_of("score").unwrap();
+            let scores = b.column(idx).as_primitive::<Int64Type>();
+            let changed: arrow::array::Int64Array = (0..b.num_rows())
+                .map(|i| Some(scores.value(i) + i64::from(i == 0)))
+                .collect();
+            let mut columns = b.columns().to_vec();
+            columns[idx] = Arc::new(changed);
+            altered = Some(b.column(0).as_string::<i32>().value(0).to_string());
+            b = RecordBatch::try_new(b.schema(), columns).unwrap();
+        }
+        writer.write(&b).unwrap();
+    }
+    writer.close().unwrap();
+    store.put(&file, out.into()).await.unwrap();
+    let altered = altered.unwrap();
+    let (code, stdout, stderr) = verify("one clean row altered");
+    assert_eq!(code, Some(1), "a mismatch exits 1\n{stdout}\n{stderr}");
+    let named: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(&altered) && l.contains("different"))
+        .collect();
+    assert!(
+        named.len() == 1 && named[0].contains("raw"),
+        "the altered key {altered} is named once, against raw/:\n{stdout}"
+    );
 }

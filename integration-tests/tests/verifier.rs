@@ -1507,7 +1507,7 @@ async fn put_visits(
 /// (same version) is checked again too; `--full` checks everything.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_check_rechecks_only_the_date_a_late_record_changed() {
-    use onepipe_verifier::verify::{CheckOptions, check_dataset_with};
+    use onepipe_verifier::verify::{ALL_DATES, CheckOptions, check_dataset_with};
     let (registry_url, _stop) = start_registry(Tokens::default()).await;
     let topic = unique_name("visits");
     create_dataset(
@@ -1564,7 +1564,12 @@ async fn a_second_check_rechecks_only_the_date_a_late_record_changed() {
 
     let again = check(false).await;
     assert_eq!((again.checked.len(), again.dates_skipped), (0, 3));
-    assert!(again.lines.is_empty(), "{:#?}", again.lines);
+    // Only the dataset's count of rejected records, which every round updates.
+    assert!(
+        again.lines.iter().all(|l| l.date == ALL_DATES),
+        "{:#?}",
+        again.lines
+    );
 
     // One late record for the second date, archived a day later in the next raw file.
     put_visits(
@@ -1588,7 +1593,11 @@ async fn a_second_check_rechecks_only_the_date_a_late_record_changed() {
         .collect();
     assert_eq!(dates, [("2026-11-25", "clean version")]);
     assert_eq!(late.dates_skipped, 2);
-    assert!(late.lines.iter().all(|l| l.date == "2026-11-25"));
+    assert!(
+        late.lines
+            .iter()
+            .all(|l| l.date == "2026-11-25" || l.date == ALL_DATES)
+    );
 
     // A clean file of the third date replaced in place, one row short: checked again
     // although its version is the same, and the row is missed.
@@ -1938,4 +1947,150 @@ async fn nested_columns_agree_with_postgres_and_a_change_inside_names_its_key() 
         .await
         .unwrap();
     assert_eq!(report.mismatches, 0);
+}
+
+/// Records that are no clean row (a tombstone, bytes without the wire header, an unknown
+/// schema id, a datum with bytes after it, a Kafka timestamp after 9999) are counted by
+/// the verifier's own reading and compared with copydog's count; when copydog's manifest
+/// says otherwise, the mismatch is reported and `--full` names the records.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_that_are_no_clean_row_are_counted_alike_and_a_difference_is_named() {
+    use onepipe_verifier::verify::{ALL_DATES, CheckOptions, check_dataset_with};
+    let (registry_url, _stop) = start_registry(Tokens::default()).await;
+    let topic = unique_name("visits");
+    create_dataset(
+        &registry_url,
+        &topic,
+        SCHEMA,
+        "visit_id",
+        1,
+        &["--merge", "max_by:version", "--partition-time", "at"],
+    )
+    .await;
+    let (registry, w) = dataset_writer(&registry_url, &topic).await;
+    let store: Arc<dyn ObjectStore> = onepipe_core::store::open(&fresh_store_url()).unwrap();
+    let day0 = 1_795_478_400_000i64; // 2026-11-24
+    let good = |i: i64| {
+        w.encode_json(
+            &json!({"visit_id": format!("v{i}"), "version": 1, "at": day0 + i, "secs": 1.5}),
+        )
+        .unwrap()
+    };
+    let mut trailing = good(7).value;
+    trailing.push(0);
+    let mut unknown_id = good(8).value;
+    unknown_id[1..5].copy_from_slice(&0x7fff_fff0u32.to_be_bytes());
+    let after_9999 = 253_402_300_800_000i64;
+    let mut raw = RawBatch::new(0);
+    let bad: Vec<(i64, i64, Option<Vec<u8>>)> = vec![
+        (3, day0, None),
+        (4, day0, Some(b"not framed".to_vec())),
+        (5, day0, Some(unknown_id)),
+        (6, day0, Some(trailing)),
+        (7, after_9999, Some(good(9).value)),
+    ];
+    for i in 0..3 {
+        raw.push(i, day0, Some(b"k"), Some(&good(i).value), &[]);
+    }
+    for (offset, ts, value) in &bad {
+        raw.push(*offset, *ts, Some(b"k"), value.as_deref(), &[]);
+    }
+    raw.push(8, day0, Some(b"k"), Some(&good(10).value), &[]);
+    let file = RawFile {
+        topic: topic.to_string(),
+        partition: 0,
+        date: chrono::DateTime::from_timestamp_millis(day0)
+            .unwrap()
+            .date_naive(),
+        hour: 0,
+        first_offset: 0,
+        last_offset: 8,
+    };
+    store
+        .put(
+            &Path::from(file.path().as_str()),
+            PutPayload::from(encode(&raw.finish().unwrap()).unwrap()),
+        )
+        .await
+        .unwrap();
+    let summary = run_topic(store.clone(), &registry, &topic, &RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.rejected, 5, "copydog rejects the five");
+
+    let check = |full: bool| {
+        let (store, registry, topic) = (store.clone(), registry.clone(), topic.clone());
+        async move {
+            let mut options = CheckOptions::new(10);
+            options.full = full;
+            check_dataset_with(store, &registry, &topic, &[], &options)
+                .await
+                .unwrap()
+        }
+    };
+    let rejected_lines =
+        |r: &onepipe_verifier::verify::DatasetReport| -> Vec<(String, String, String)> {
+            r.lines
+                .iter()
+                .filter(|l| l.date == ALL_DATES)
+                .map(|l| (l.store.clone(), l.value.clone(), l.verdict.clone()))
+                .collect()
+        };
+    let first = check(false).await;
+    assert_eq!(first.mismatches, 0, "{:#?}", first.lines);
+    assert_eq!(
+        rejected_lines(&first),
+        [
+            ("clean".to_string(), "5".to_string(), "ok".to_string()),
+            ("raw".to_string(), "5".to_string(), "ok".to_string())
+        ]
+    );
+    // Counted once: the next round adds nothing for records it saw before.
+    let again = check(false).await;
+    assert_eq!(again.mismatches, 0, "{:#?}", again.lines);
+    assert_eq!(rejected_lines(&again)[1].1, "5");
+
+    // A manifest that has lost track of one reject and of the files naming them.
+    let mut m = latest_manifest(store.as_ref(), &topic).await;
+    m.number += 1;
+    m.rejected.records -= 1;
+    m.rejected.files.clear();
+    assert!(manifest::commit(store.as_ref(), &m).await.unwrap());
+    let off = check(false).await;
+    assert_eq!(off.mismatches, 1, "{:#?}", off.lines);
+    assert_eq!(
+        rejected_lines(&off),
+        [
+            ("clean".to_string(), "4".to_string(), "ok".to_string()),
+            ("raw".to_string(), "5".to_string(), "MISMATCH".to_string())
+        ]
+    );
+    let full = check(true).await;
+    let named: Vec<(String, String)> = full
+        .keys
+        .iter()
+        .map(|k| (k.key.clone(), k.problem.clone()))
+        .collect();
+    assert_eq!(named.len(), 5, "{named:?}");
+    for (offset, _, _) in &bad {
+        let key = format!("partition 0 offset {offset}");
+        let (_, problem) = named
+            .iter()
+            .find(|(k, _)| *k == key)
+            .unwrap_or_else(|| panic!("{key} is not named: {named:?}"));
+        assert!(
+            problem.starts_with("rejected by the verifier only"),
+            "{problem}"
+        );
+    }
+    assert!(
+        named
+            .iter()
+            .any(|(_, p)| p.ends_with("tombstone (no value)"))
+    );
+    assert!(
+        named
+            .iter()
+            .any(|(_, p)| p.ends_with("Kafka timestamp outside 0001-01-01..9999-12-31"))
+    );
 }

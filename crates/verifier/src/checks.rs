@@ -13,9 +13,7 @@ use arrow::datatypes::{DataType, Decimal128Type, Float32Type, Float64Type, Int32
 use onepipe_archive::merge::column_at;
 use onepipe_core::metadata::{Check, TopicMetadata};
 
-use crate::canonical::{
-    self, decimal_text, float8_text, in_row_text, row_hash, row_text, value_text,
-};
+use crate::canonical::{self, decimal_text, float8_text, in_row_text, row_hash, value_text};
 use crate::error::{Error, Result};
 
 /// Check name → canonical value.
@@ -161,7 +159,7 @@ impl Accumulator {
 }
 
 /// Two 64-bit foldhash hashes of a key text under fixed, different seeds.
-fn key_hash(text: &str) -> u128 {
+pub(crate) fn key_hash(text: &str) -> u128 {
     use std::hash::BuildHasher;
     let a = foldhash::quality::FixedState::with_seed(0x6f6e_6570_6970_6531).hash_one(text);
     let b = foldhash::quality::FixedState::with_seed(0x7665_7269_6669_6572).hash_one(text);
@@ -174,23 +172,39 @@ pub fn add_keyed_hashes(
     batch: &RecordBatch,
     meta: &TopicMetadata,
 ) -> Result<()> {
+    for_each_keyed_hash(batch, meta, |k, h| {
+        out.insert(k.to_string(), h);
+    })
+}
+
+/// Calls `f` with each row's key text (as the drill-down names keys) and row hash.
+pub fn for_each_keyed_hash(
+    batch: &RecordBatch,
+    meta: &TopicMetadata,
+    mut f: impl FnMut(&str, i64),
+) -> Result<()> {
     let keys: Vec<ArrayRef> = meta
         .unique_key
         .iter()
         .map(|p| column(batch, p))
         .collect::<Result<_>>()?;
     let cols = row_columns(batch);
-    let mut buf = String::new();
+    let (mut key, mut buf) = (String::new(), String::new());
     for i in 0..batch.num_rows() {
-        out.insert(row_text(&keys, i), row_hash(&mut buf, &cols, i));
+        key.clear();
+        canonical::push_row_text(&mut key, &keys, i);
+        f(&key, row_hash(&mut buf, &cols, i));
     }
     Ok(())
 }
 
+/// A hasher for maps keyed by [`key_hash`] values (already uniform).
+pub(crate) type FastHash = BuildHasherDefault<FxHasher>;
+
 /// The multiply-rotate hash of rustc (FxHash): much faster than SipHash for counting
 /// many short keys; the keys are our own data, so hash flooding is not a concern.
 #[derive(Default)]
-struct FxHasher(u64);
+pub(crate) struct FxHasher(u64);
 
 impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {

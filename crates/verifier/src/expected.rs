@@ -209,7 +209,9 @@ impl ExpectedView {
             seq: 0,
             only: None,
             seen: BTreeMap::new(),
+            count_after: BTreeMap::new(),
             rejected: 0,
+            rejects: Vec::new(),
             decoded: 0,
         };
         Ok(ExpectedView {
@@ -301,9 +303,27 @@ impl ExpectedView {
         Ok(seen)
     }
 
-    /// Raw records that are no clean row by the contract, so far.
+    /// Counts (and remembers, see [`rejects`](Self::rejects)) only the rejected records
+    /// after these offsets (per partition, as the manifest keys them), so that records
+    /// an earlier run counted are not counted again. Every reject counts by default.
+    pub fn count_rejects_after(&mut self, watermarks: &BTreeMap<String, i64>) {
+        if let Some(d) = self.decoder.as_mut() {
+            d.count_after = watermarks
+                .iter()
+                .filter_map(|(p, w)| Some((p.parse().ok()?, *w)))
+                .collect();
+        }
+    }
+
+    /// Raw records that are no clean row by the contract, so far (those counted, see
+    /// [`count_rejects_after`](Self::count_rejects_after)).
     pub fn rejected(&self) -> u64 {
         self.decoder.as_ref().map_or(0, |d| d.rejected)
+    }
+
+    /// The first [`MAX_REJECT_POSITIONS`] counted rejects, in the order met.
+    pub fn rejects(&self) -> &[RejectedRecord] {
+        self.decoder.as_ref().map_or(&[], |d| d.rejects.as_slice())
     }
 
     /// The dates that have rows.
@@ -599,9 +619,25 @@ struct Decoder {
     only: Option<BTreeSet<NaiveDate>>,
     /// Raw date folder → the dates of its records, in this decode.
     seen: BTreeMap<NaiveDate, BTreeSet<NaiveDate>>,
+    /// Per partition, the offset after which a rejected record is counted (see
+    /// [`ExpectedView::count_rejects_after`]).
+    count_after: BTreeMap<i32, i64>,
     rejected: u64,
+    /// The first [`MAX_REJECT_POSITIONS`] of the counted rejects.
+    rejects: Vec<RejectedRecord>,
     decoded: u64,
 }
+
+/// A raw record that is no clean row by the contract, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub reason: &'static str,
+}
+
+/// Rejected records remembered by position (the rest are only counted).
+pub const MAX_REJECT_POSITIONS: usize = 10_000;
 
 impl Decoder {
     /// Decodes the records of one raw file at or below `watermark` (blocking).
@@ -642,42 +678,72 @@ impl Decoder {
                     continue;
                 }
                 let timestamp = timestamps.value(i);
-                let decoded = if values.is_null(i) {
-                    None
+                let decoded = if !ranges::timestamp_in_range(timestamp, ranges::Unit::Millis) {
+                    Err("Kafka timestamp outside 0001-01-01..9999-12-31")
+                } else if values.is_null(i) {
+                    Err("tombstone (no value)")
                 } else {
-                    unframe(values.value(i)).and_then(|(id, datum)| {
-                        let reader = readers.entry(id).or_insert_with(|| {
-                            let writer = writers.get(&id)?.as_ref()?;
-                            // Written with the newest schema: nothing to resolve.
-                            let target = (id != reader_id).then_some(reader_schema.as_ref());
-                            GenericDatumReader::builder(writer.as_ref())
-                                .maybe_reader_schema(target)
-                                .build()
-                                .ok()
-                        });
-                        let reader = reader.as_ref()?;
-                        let mut rest = datum;
-                        let value = reader.read_value(&mut rest).ok()?;
-                        // The datum is the whole value: bytes after it are not a record.
-                        (rest.is_empty() && ranges::out_of_range(&value).is_empty())
-                            .then_some((id, value))
-                    })
+                    match unframe(values.value(i)) {
+                        None => Err("no wire header (magic byte 0 and a schema id)"),
+                        Some((id, datum)) => {
+                            let reader = readers.entry(id).or_insert_with(|| {
+                                let writer = writers.get(&id)?.as_ref()?;
+                                // Written with the newest schema: nothing to resolve.
+                                let target = (id != reader_id).then_some(reader_schema.as_ref());
+                                GenericDatumReader::builder(writer.as_ref())
+                                    .maybe_reader_schema(target)
+                                    .build()
+                                    .ok()
+                            });
+                            match reader.as_ref() {
+                                None => Err("schema id unknown to the registry or unreadable"),
+                                Some(reader) => {
+                                    let mut rest = datum;
+                                    match reader.read_value(&mut rest) {
+                                        Err(_) => Err("not an Avro datum of its schema"),
+                                        // The datum is the whole value: bytes after it
+                                        // are not a record.
+                                        Ok(_) if !rest.is_empty() => {
+                                            Err("bytes after the Avro datum")
+                                        }
+                                        Ok(value) if !ranges::out_of_range(&value).is_empty() => {
+                                            Err("a value outside its type's range")
+                                        }
+                                        Ok(value) => Ok((id, value)),
+                                    }
+                                }
+                            }
+                        }
+                    }
                 };
-                let Some((schema_id, value)) = decoded else {
-                    self.rejected += 1;
-                    continue;
-                };
-                let date = time_path
-                    .as_ref()
-                    .and_then(|p| field_day(&value, p))
-                    .unwrap_or_else(|| timestamp.max(0).div_euclid(MS_PER_DAY));
-                let Some(date) = i32::try_from(date)
-                    .ok()
-                    .and_then(|d| d.checked_add(UNIX_EPOCH_DAYS_FROM_CE))
-                    .and_then(NaiveDate::from_num_days_from_ce_opt)
-                else {
-                    self.rejected += 1;
-                    continue;
+                let date = decoded.and_then(|(id, value)| {
+                    let days = time_path
+                        .as_ref()
+                        .and_then(|p| field_day(&value, p))
+                        .unwrap_or_else(|| timestamp.max(0).div_euclid(MS_PER_DAY));
+                    i32::try_from(days)
+                        .ok()
+                        .and_then(|d| d.checked_add(UNIX_EPOCH_DAYS_FROM_CE))
+                        .and_then(NaiveDate::from_num_days_from_ce_opt)
+                        .map(|date| (id, value, date))
+                        .ok_or("its date is outside the calendar")
+                });
+                let (schema_id, value, date) = match date {
+                    Ok(v) => v,
+                    Err(reason) => {
+                        let partition = partitions.value(i);
+                        if offset > self.count_after.get(&partition).copied().unwrap_or(-1) {
+                            self.rejected += 1;
+                            if self.rejects.len() < MAX_REJECT_POSITIONS {
+                                self.rejects.push(RejectedRecord {
+                                    partition,
+                                    offset,
+                                    reason,
+                                });
+                            }
+                        }
+                        continue;
+                    }
                 };
                 self.seen.entry(folder).or_default().insert(date);
                 if self.only.as_ref().is_some_and(|only| !only.contains(&date)) {

@@ -86,12 +86,31 @@ pub async fn serve(stores: &Stores, interval: Duration, admin_listen: &str) -> R
 fn set_check_metrics(metrics: &Metrics, reports: &[DatasetReport], errors: &[String]) {
     for r in reports {
         let mut per: BTreeMap<(String, String, String), f64> = BTreeMap::new();
-        for l in &r.lines {
+        for l in r
+            .lines
+            .iter()
+            .filter(|l| l.date != crate::verify::ALL_DATES)
+        {
             let e = per
                 .entry((l.dataset.clone(), l.store.clone(), l.check.clone()))
                 .or_default();
             if l.verdict == "MISMATCH" {
                 *e += 1.0;
+            }
+        }
+        for l in r
+            .lines
+            .iter()
+            .filter(|l| l.date == crate::verify::ALL_DATES)
+        {
+            if let Ok(n) = l.value.parse::<f64>() {
+                metrics.set(
+                    "onepipe_verifier_rejected_records",
+                    "Raw records that are no clean row: copydog's count (store clean) and the \
+                     verifier's own (store raw)",
+                    &[("dataset", &l.dataset), ("store", &l.store)],
+                    n,
+                );
             }
         }
         for ((d, s, c), n) in per {

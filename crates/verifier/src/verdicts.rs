@@ -51,6 +51,14 @@ pub struct Verdicts {
     pub raw_dates: BTreeMap<String, BTreeSet<String>>,
     /// Date (`YYYY-MM-DD`) → its last verdict.
     pub dates: BTreeMap<String, DateVerdict>,
+    /// Raw records up to `watermarks` that are no clean row by the verifier's reading
+    /// (absent in files of older verifiers: then nothing is taken from the file).
+    #[serde(default)]
+    pub rejected: Option<u64>,
+    /// The registry id of the schema raw records were decoded into: values computed with
+    /// another (older) newest schema are not reused.
+    #[serde(default)]
+    pub schema_id: Option<u32>,
 }
 
 /// Where a topic's verdicts are kept.

@@ -4,11 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Field;
 use chrono::NaiveDate;
 use futures::StreamExt;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use onepipe_archive::columns::Mapping;
 use onepipe_archive::manifest;
 use onepipe_client::SchemaRegistry;
@@ -161,15 +161,23 @@ pub async fn check_dataset_with(
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
+    // Verdicts reached with another newest schema, or without a count of rejected records
+    // (an older verifier's), are no base to build on: everything is checked again.
     let prior = if options.full {
         Verdicts::default()
     } else {
         verdicts::load(store.as_ref(), topic).await?
     };
+    let prior = if prior.rejected.is_some() && prior.schema_id == Some(t.latest.id) {
+        prior
+    } else {
+        Verdicts::default()
+    };
 
     // The raw side: first every file with records the verdicts have not dated yet, then
     // the older files of raw date folders holding records of dates to check.
     let mut view = ExpectedView::new(registry, topic, &options.expected).await?;
+    view.count_rejects_after(&prior.watermarks);
     let files = expected::raw_files(store.as_ref(), topic, &m.watermarks).await?;
     let (new_files, old_files): (Vec<RawFile>, Vec<RawFile>) = files.into_iter().partition(|f| {
         prior
@@ -243,6 +251,7 @@ pub async fn check_dataset_with(
     )
     .await?;
 
+    let view = Arc::new(view);
     let mut report = DatasetReport {
         dataset: topic.to_string(),
         ..DatasetReport::default()
@@ -271,43 +280,59 @@ pub async fn check_dataset_with(
     stores.extend(warehouses.iter().map(|w| w.name.clone()));
     let spill = &options.expected.spill_dir;
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let rejected = prior.rejected.unwrap_or(0) + view.rejected();
     let mut next = Verdicts {
         watermarks: m.watermarks.clone(),
         raw_dates,
         dates: BTreeMap::new(),
+        rejected: Some(rejected),
+        schema_id: Some(t.latest.id),
     };
+
+    // Which dates to compare and why. A date whose archive side is unchanged keeps its
+    // stored clean and raw values: it is compared again only if a warehouse's changed.
+    let mut plan: BTreeMap<String, &str> = BTreeMap::new();
     for (date, by_store) in &mut values {
         let day: Option<NaiveDate> = date.parse().ok();
-        let entry = day.and_then(|d| m.dates.get(&d));
-        let before = prior.dates.get(date);
-        let reason = match day.and_then(|d| reasons.get(&d)) {
-            Some(r) => *r,
-            None => {
-                // The archive side is as it was: its stored values stand.
-                let Some(before) = before else { continue };
-                for s in [CLEAN, RAW] {
-                    if let Some(v) = before.stores.get(s) {
-                        by_store.insert(s.to_string(), v.clone());
-                    }
-                }
-                if *by_store == before.stores {
-                    report.dates_skipped += 1;
-                    next.dates.insert(date.clone(), before.clone());
-                    continue;
-                }
-                "warehouse"
-            }
+        if let Some(r) = day.and_then(|d| reasons.get(&d)) {
+            plan.insert(date.clone(), r);
+            continue;
+        }
+        let Some(before) = prior.dates.get(date) else {
+            continue;
         };
-        if reason != "warehouse" {
-            if let Some(entry) = entry {
-                let mut acc = Accumulator::new(&meta);
-                clean_for_each(store.clone(), entry, spill, |b| acc.add(b)).await?;
-                by_store.insert(CLEAN.to_string(), acc.finish()?);
+        for s in [CLEAN, RAW] {
+            if let Some(v) = before.stores.get(s) {
+                by_store.insert(s.to_string(), v.clone());
             }
-            if let Some(d) = day.filter(|d| view.has(*d)) {
-                let mut acc = Accumulator::new(&meta);
-                view.for_each(d, |b| acc.add(b)).await?;
-                by_store.insert(RAW.to_string(), acc.finish()?);
+        }
+        if *by_store == before.stores {
+            report.dates_skipped += 1;
+            next.dates.insert(date.clone(), before.clone());
+        } else {
+            plan.insert(date.clone(), "warehouse");
+        }
+    }
+    let archive_dates: Vec<NaiveDate> = plan
+        .iter()
+        .filter(|(_, r)| **r != "warehouse")
+        .filter_map(|(d, _)| d.parse().ok())
+        .collect();
+    let mut archive =
+        archive_values(store.clone(), &view, &m, &meta, spill, archive_dates, topic).await?;
+
+    for (date, reason) in &plan {
+        let Some(by_store) = values.get_mut(date) else {
+            continue;
+        };
+        let day: Option<NaiveDate> = date.parse().ok();
+        let entry = day.and_then(|d| m.dates.get(&d));
+        if let Some((clean, raw)) = day.and_then(|d| archive.remove(&d)) {
+            if let Some(v) = clean {
+                by_store.insert(CLEAN.to_string(), v);
+            }
+            if let Some(v) = raw {
+                by_store.insert(RAW.to_string(), v);
             }
         }
         if by_store.is_empty() {
@@ -383,6 +408,32 @@ pub async fn check_dataset_with(
             continue;
         }
         // Name the keys that differ, a few per store and date.
+        let mut push = |store_name: &str, found: Vec<(String, String)>| {
+            for (key, problem) in found {
+                report.keys.push(KeyDiff {
+                    dataset: topic.to_string(),
+                    date: date.clone(),
+                    store: store_name.to_string(),
+                    key,
+                    problem,
+                });
+            }
+        };
+        if differing.remove(RAW) {
+            let (found, duplicates) =
+                raw_differences(&store, entry, &view, day, &meta, spill, max_keys).await?;
+            push(RAW, found);
+            push(
+                CLEAN,
+                duplicates
+                    .into_iter()
+                    .map(|k| (k, "duplicate".to_string()))
+                    .collect(),
+            );
+        }
+        if differing.is_empty() {
+            continue;
+        }
         let mut reference_keys = HashMap::new();
         if let Some(entry) = entry {
             clean_for_each(store.clone(), entry, spill, |b| {
@@ -391,29 +442,47 @@ pub async fn check_dataset_with(
             .await?;
         }
         for store_name in differing {
-            let found = if store_name == RAW {
-                let mut other = HashMap::new();
-                if let Some(d) = day.filter(|d| view.has(*d)) {
-                    view.for_each(d, |b| checks::add_keyed_hashes(&mut other, b, &meta))
-                        .await?;
-                }
-                diff_maps(&reference_keys, &other, max_keys)
-            } else if let Some(w) = warehouses.iter().find(|w| w.name == store_name) {
-                drill_down(w, &meta, &fields, date, &reference_keys, max_keys).await?
-            } else {
-                Vec::new()
-            };
-            for (key, problem) in found {
-                report.keys.push(KeyDiff {
-                    dataset: topic.to_string(),
-                    date: date.clone(),
-                    store: store_name.clone(),
-                    key,
-                    problem,
-                });
+            if let Some(w) = warehouses.iter().find(|w| w.name == store_name) {
+                let found = drill_down(w, &meta, &fields, date, &reference_keys, max_keys).await?;
+                push(&store_name, found);
             }
         }
     }
+
+    // Records that are no clean row: the verifier's count against copydog's, over the
+    // topic's history up to the watermarks.
+    let copydog_rejected = m.rejected.records;
+    let rejects_agree = rejected == copydog_rejected;
+    for (store_name, value) in [(CLEAN, copydog_rejected), (RAW, rejected)] {
+        report.lines.push(Line {
+            dataset: topic.to_string(),
+            date: ALL_DATES.to_string(),
+            store: store_name.to_string(),
+            check: "rejected records".to_string(),
+            value: value.to_string(),
+            verdict: if rejects_agree || store_name == CLEAN {
+                OK
+            } else {
+                "MISMATCH"
+            }
+            .to_string(),
+        });
+    }
+    if !rejects_agree {
+        report.mismatches += 1;
+        let found =
+            reject_differences(store.as_ref(), &m, &prior, view.rejects(), max_keys).await?;
+        for (key, problem) in found {
+            report.keys.push(KeyDiff {
+                dataset: topic.to_string(),
+                date: ALL_DATES.to_string(),
+                store: RAW.to_string(),
+                key,
+                problem,
+            });
+        }
+    }
+
     report.verdicts = next
         .dates
         .iter()
@@ -425,6 +494,207 @@ pub async fn check_dataset_with(
         verdicts::save(store.as_ref(), topic, &next).await?;
     }
     Ok(report)
+}
+
+/// The date column of report lines about the whole dataset.
+pub const ALL_DATES: &str = "(all)";
+
+/// The clean archive's check values and those of the merged raw rows, for each of
+/// `dates`. Several dates at once, up to the cores available, each on a blocking thread:
+/// reading Parquet, merging and hashing are CPU work, kept off the async workers.
+async fn archive_values(
+    store: Arc<dyn ObjectStore>,
+    view: &Arc<ExpectedView>,
+    m: &manifest::Manifest,
+    meta: &TopicMetadata,
+    spill: &std::path::Path,
+    dates: Vec<NaiveDate>,
+    topic: &str,
+) -> Result<BTreeMap<NaiveDate, (Option<CheckValues>, Option<CheckValues>)>> {
+    let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let total = dates.len();
+    let handle = tokio::runtime::Handle::current();
+    let jobs = dates.into_iter().map(|d| {
+        let (store, view, meta, spill, handle) = (
+            store.clone(),
+            view.clone(),
+            meta.clone(),
+            spill.to_path_buf(),
+            handle.clone(),
+        );
+        let entry = m.dates.get(&d).cloned();
+        tokio::task::spawn_blocking(move || {
+            handle.block_on(async move {
+                let clean = match &entry {
+                    Some(entry) => {
+                        let mut acc = Accumulator::new(&meta);
+                        clean_for_each(store, entry, &spill, |b| acc.add(b)).await?;
+                        Some(acc.finish()?)
+                    }
+                    None => None,
+                };
+                let raw = if view.has(d) {
+                    let mut acc = Accumulator::new(&meta);
+                    view.for_each(d, |b| acc.add(b)).await?;
+                    Some(acc.finish()?)
+                } else {
+                    None
+                };
+                Ok::<_, Error>((d, (clean, raw)))
+            })
+        })
+    });
+    let mut out = BTreeMap::new();
+    let mut results = futures::stream::iter(jobs).buffer_unordered(parallel);
+    let mut last_progress = std::time::Instant::now();
+    while let Some(result) = results.next().await {
+        let (d, v) = result??;
+        out.insert(d, v);
+        if last_progress.elapsed() >= std::time::Duration::from_secs(10) {
+            last_progress = std::time::Instant::now();
+            tracing::info!(
+                topic,
+                dates = out.len(),
+                of = total,
+                "verifier: checking dates"
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The keys whose merged raw rows differ from the clean rows of a date (at most `max`),
+/// and the keys the clean archive holds more than once. Memory per key is a key hash and
+/// a row hash (24 bytes), not its text: one pass over the clean files indexes them, one
+/// pass over the merged raw rows names the extra and different keys as it meets them,
+/// and a last pass over the clean files names the keys raw/ lacks.
+async fn raw_differences(
+    store: &Arc<dyn ObjectStore>,
+    entry: Option<&manifest::DateEntry>,
+    view: &ExpectedView,
+    day: Option<NaiveDate>,
+    meta: &TopicMetadata,
+    spill: &std::path::Path,
+    max: usize,
+) -> Result<(Vec<(String, String)>, Vec<String>)> {
+    let mut index: HashMap<u128, i64, checks::FastHash> = HashMap::default();
+    let mut duplicates = Vec::new();
+    if let Some(entry) = entry {
+        clean_for_each(store.clone(), entry, spill, |b| {
+            checks::for_each_keyed_hash(b, meta, |key, h| {
+                if index.insert(checks::key_hash(key), h).is_some() && duplicates.len() < max {
+                    duplicates.push(key.to_string());
+                }
+            })
+        })
+        .await?;
+    }
+    let mut found: BTreeMap<String, &str> = BTreeMap::new();
+    if let Some(d) = day.filter(|d| view.has(*d)) {
+        view.for_each(d, |b| {
+            checks::for_each_keyed_hash(b, meta, |key, h| {
+                let problem = match index.remove(&checks::key_hash(key)) {
+                    None => "extra",
+                    Some(clean) if clean != h => "different",
+                    Some(_) => return,
+                };
+                if found.len() < max {
+                    found.insert(key.to_string(), problem);
+                }
+            })
+        })
+        .await?;
+    }
+    if let Some(entry) = entry.filter(|_| !index.is_empty() && found.len() < max) {
+        clean_for_each(store.clone(), entry, spill, |b| {
+            checks::for_each_keyed_hash(b, meta, |key, _| {
+                if found.len() < max && index.contains_key(&checks::key_hash(key)) {
+                    found.insert(key.to_string(), "missing");
+                }
+            })
+        })
+        .await?;
+    }
+    Ok((
+        found.into_iter().map(|(k, p)| (k, p.to_string())).collect(),
+        duplicates,
+    ))
+}
+
+/// Names the records rejected by the verifier and not by copydog, or the other way
+/// round (as `partition P offset O`), among those after the previous verdicts'
+/// watermarks; at most `max`.
+async fn reject_differences(
+    store: &dyn ObjectStore,
+    m: &manifest::Manifest,
+    prior: &Verdicts,
+    ours: &[expected::RejectedRecord],
+    max: usize,
+) -> Result<Vec<(String, String)>> {
+    let after = |p: i32| prior.watermarks.get(&p.to_string()).copied().unwrap_or(-1);
+    let mut theirs: BTreeSet<(i32, i64)> = BTreeSet::new();
+    for file in &m.rejected.files {
+        let bad = |reason: String| Error::Clean {
+            path: file.clone(),
+            reason,
+        };
+        let bytes = store
+            .get(&object_store::path::Path::from(file.as_str()))
+            .await
+            .map_err(|e| bad(e.to_string()))?
+            .bytes()
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        let batches = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(|e| bad(e.to_string()))?
+            .build()
+            .map_err(|e| bad(e.to_string()))?;
+        for batch in batches {
+            let batch = batch.map_err(|e| bad(e.to_string()))?;
+            let (Some(p), Some(o)) = (
+                batch.column_by_name("partition"),
+                batch.column_by_name("offset"),
+            ) else {
+                return Err(bad("no partition or offset column".to_string()));
+            };
+            let (Some(p), Some(o)) = (
+                p.as_primitive_opt::<arrow::datatypes::Int32Type>(),
+                o.as_primitive_opt::<arrow::datatypes::Int64Type>(),
+            ) else {
+                return Err(bad("partition or offset of an unexpected type".to_string()));
+            };
+            for i in 0..batch.num_rows() {
+                let (p, o) = (p.value(i), o.value(i));
+                if o > after(p) && o <= m.watermark(p) {
+                    theirs.insert((p, o));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut mine: BTreeSet<(i32, i64)> = BTreeSet::new();
+    for r in ours {
+        mine.insert((r.partition, r.offset));
+        if !theirs.contains(&(r.partition, r.offset)) && out.len() < max {
+            out.push((
+                format!("partition {} offset {}", r.partition, r.offset),
+                format!("rejected by the verifier only: {}", r.reason),
+            ));
+        }
+    }
+    // Only a complete list of ours tells what copydog alone rejected.
+    if ours.len() < expected::MAX_REJECT_POSITIONS {
+        for (p, o) in theirs.difference(&mine) {
+            if out.len() >= max {
+                break;
+            }
+            out.push((
+                format!("partition {p} offset {o}"),
+                "rejected by copydog only".to_string(),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Per object under `clean/{topic}/`: its size, ETag and modification time, from one
@@ -510,40 +780,6 @@ impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
-}
-
-/// Keys of `other` (one row per key) that are missing, extra or different against
-/// `reference`, in key order, without copying either map.
-fn diff_maps(
-    reference: &HashMap<String, i64>,
-    other: &HashMap<String, i64>,
-    max: usize,
-) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut keys: Vec<&String> = reference.keys().collect();
-    keys.sort_unstable();
-    for k in keys {
-        match other.get(k) {
-            None => out.push((k.clone(), "missing".to_string())),
-            Some(h) if *h != reference[k] => out.push((k.clone(), "different".to_string())),
-            _ => {}
-        }
-        if out.len() >= max {
-            return out;
-        }
-    }
-    let mut extra: Vec<&String> = other
-        .keys()
-        .filter(|k| !reference.contains_key(*k))
-        .collect();
-    extra.sort_unstable();
-    out.extend(
-        extra
-            .into_iter()
-            .take(max - out.len())
-            .map(|k| (k.clone(), "extra".to_string())),
-    );
-    out
 }
 
 fn diff(
