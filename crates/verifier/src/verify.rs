@@ -409,15 +409,7 @@ pub async fn check_dataset_with(
         }
         // Name the keys that differ, a few per store and date.
         let mut push = |store_name: &str, found: Vec<(String, String)>| {
-            for (key, problem) in found {
-                report.keys.push(KeyDiff {
-                    dataset: topic.to_string(),
-                    date: date.clone(),
-                    store: store_name.to_string(),
-                    key,
-                    problem,
-                });
-            }
+            push_keys(&mut report, topic, date, store_name, found)
         };
         if differing.remove(RAW) {
             let (found, duplicates) =
@@ -472,15 +464,7 @@ pub async fn check_dataset_with(
         report.mismatches += 1;
         let found =
             reject_differences(store.as_ref(), &m, &prior, view.rejects(), max_keys).await?;
-        for (key, problem) in found {
-            report.keys.push(KeyDiff {
-                dataset: topic.to_string(),
-                date: ALL_DATES.to_string(),
-                store: RAW.to_string(),
-                key,
-                problem,
-            });
-        }
+        push_keys(&mut report, topic, ALL_DATES, RAW, found);
     }
 
     report.verdicts = next
@@ -695,6 +679,25 @@ async fn reject_differences(
         }
     }
     Ok(out)
+}
+
+/// Adds the keys found to differ in one store on one date to the report.
+fn push_keys(
+    report: &mut DatasetReport,
+    topic: &str,
+    date: &str,
+    store: &str,
+    found: Vec<(String, String)>,
+) {
+    for (key, problem) in found {
+        report.keys.push(KeyDiff {
+            dataset: topic.to_string(),
+            date: date.to_string(),
+            store: store.to_string(),
+            key,
+            problem,
+        });
+    }
 }
 
 /// Per object under `clean/{topic}/`: its size, ETag and modification time, from one
