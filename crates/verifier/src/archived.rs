@@ -12,8 +12,9 @@
 //!   records in it; reading it costs nothing when it is empty.
 //!
 //! Each record found is decoded with the registry (into the topic's latest schema) for its
-//! unique key and its date, by copydog's rule: the `partition_time` field, else the Kafka
-//! timestamp, in UTC. Records whose Kafka timestamp is within the grace window are
+//! unique key and its date, by the contract's date rule as the verifier reads it
+//! ([`crate::expected::record_date`], not copydog's code): the `partition_time` field, else
+//! the Kafka timestamp, in UTC. Records whose Kafka timestamp is within the grace window are
 //! expected to still be in copycat's buffer and are reported as lag (`records_in_flight`);
 //! older ones are a mismatch (`records_not_archived`) and their keys are named
 //! (`not_archived`). Offsets of a hole below Kafka's log start offset cannot be checked
@@ -24,15 +25,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::expected::{kafka_timestamp_date, record_date, time_path};
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::Schema;
 use chrono::Utc;
 use object_store::ObjectStore;
 use onepipe_archive::checkpoint::list_raw;
 use onepipe_archive::columns::Mapping;
-use onepipe_archive::decode::{kafka_date, partition_date};
 use onepipe_archive::layout::{RawFile, raw_topic_prefix};
-use onepipe_client::json::Mapper;
 use onepipe_client::{Deserializer, ReaderSchema, SchemaRegistry};
 use onepipe_core::metadata::TopicMetadata;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -467,6 +467,11 @@ impl HoleReader {
     }
 }
 
+/// A record's date as report text; a date outside the calendar is named as such.
+fn date_text(date: Option<chrono::NaiveDate>) -> String {
+    date.map_or_else(|| "(outside the calendar)".to_string(), |d| d.to_string())
+}
+
 /// Decodes records of one topic into their date and unique-key text.
 struct RecordDecoder {
     topic: String,
@@ -487,7 +492,7 @@ impl RecordDecoder {
             let position = format!("partition {} offset {}", r.partition, r.offset);
             let Some(bytes) = &r.value else {
                 out[i] = Some(Identified {
-                    date: kafka_date(r.timestamp).to_string(),
+                    date: date_text(kafka_timestamp_date(r.timestamp)),
                     key: format!("({position}: a tombstone)"),
                 });
                 continue;
@@ -499,7 +504,7 @@ impl RecordDecoder {
                 }
                 Err(e) => {
                     out[i] = Some(Identified {
-                        date: kafka_date(r.timestamp).to_string(),
+                        date: date_text(kafka_timestamp_date(r.timestamp)),
                         key: format!("({position}: cannot decode: {e})"),
                     });
                 }
@@ -507,11 +512,11 @@ impl RecordDecoder {
         }
         if !values.is_empty() {
             let keys = self.keys(&values)?;
-            let mapper = Mapper::new(&self.schema);
+            let path = time_path(&self.meta);
             for ((value, key), i) in values.iter().zip(keys).zip(decoded_at) {
-                let date = partition_date(&mapper, &self.meta, value, records[i].timestamp);
+                let date = record_date(path.as_deref(), value, records[i].timestamp);
                 out[i] = Some(Identified {
-                    date: date.to_string(),
+                    date: date_text(date),
                     key,
                 });
             }

@@ -37,7 +37,7 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, Int32Array, Int64Array, RecordBatch,
     TimestampMillisecondArray,
 };
-use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Int32Type, Int64Type, SchemaRef};
 use chrono::NaiveDate;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::FairSpillPool;
@@ -51,7 +51,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use onepipe_archive::columns::Mapping;
 use onepipe_archive::layout::{RawFile, raw_topic_prefix};
-use onepipe_archive::{OFFSET_COLUMN, PARTITION_COLUMN, SCHEMA_ID_COLUMN, TIMESTAMP_COLUMN};
+use onepipe_archive::{OFFSET_COLUMN, PARTITION_COLUMN};
 use onepipe_client::{SchemaRegistry, ranges};
 use onepipe_core::metadata::{MergeStrategy, TopicMetadata};
 use parquet::arrow::ArrowWriter;
@@ -147,23 +147,9 @@ impl ExpectedView {
         };
         let reader_schema = Arc::new(t.latest.schema.clone());
         let mapping = Mapping::new(&reader_schema).map_err(|e| schema_error(e.to_string()))?;
-        let mut fields: Vec<Field> = mapping
-            .fields()
-            .map_err(|e| schema_error(e.to_string()))?
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        fields.extend([
-            Field::new(PARTITION_COLUMN, DataType::Int32, false),
-            Field::new(OFFSET_COLUMN, DataType::Int64, false),
-            Field::new(
-                TIMESTAMP_COLUMN,
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-                false,
-            ),
-            Field::new(SCHEMA_ID_COLUMN, DataType::Int64, false),
-        ]);
-        let target = Arc::new(Schema::new(fields));
+        // The clean schema is the contract's Avro → column mapping plus the Kafka columns.
+        let target = onepipe_archive::decode::target_schema(&mapping)
+            .map_err(|e| schema_error(e.to_string()))?;
 
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -648,11 +634,7 @@ impl Decoder {
         local: &std::path::Path,
         watermark: i64,
     ) -> Result<()> {
-        let time_path: Option<Vec<String>> = self
-            .meta
-            .partition_time
-            .as_ref()
-            .map(|p| p.split('.').map(str::to_string).collect());
+        let time_path = time_path(&self.meta);
         let mut readers: HashMap<u32, Option<GenericDatumReader<'_>>> = HashMap::new();
         let writers = self.writers.clone();
         let reader_schema = self.reader_schema.clone();
@@ -717,14 +699,7 @@ impl Decoder {
                     }
                 };
                 let date = decoded.and_then(|(id, value)| {
-                    let days = time_path
-                        .as_ref()
-                        .and_then(|p| field_day(&value, p))
-                        .unwrap_or_else(|| timestamp.max(0).div_euclid(MS_PER_DAY));
-                    i32::try_from(days)
-                        .ok()
-                        .and_then(|d| d.checked_add(UNIX_EPOCH_DAYS_FROM_CE))
-                        .and_then(NaiveDate::from_num_days_from_ce_opt)
+                    record_date(time_path.as_deref(), &value, timestamp)
                         .map(|date| (id, value, date))
                         .ok_or("its date is outside the calendar")
                 });
@@ -828,6 +803,41 @@ impl Decoder {
         *self.written.entry(date).or_default() += rows.len() as u64;
         Ok(())
     }
+}
+
+/// The path of a topic's `partition_time` field, split at its dots.
+pub fn time_path(meta: &TopicMetadata) -> Option<Vec<String>> {
+    meta.partition_time
+        .as_ref()
+        .map(|p| p.split('.').map(str::to_string).collect())
+}
+
+/// The date of a decoded record by the contract's rule: the UTC day of its
+/// `partition_time` field (at `time_path`) when that is set, else of its Kafka timestamp
+/// (milliseconds; a negative one counts as 1970-01-01). `None` when the day is outside the
+/// calendar.
+pub fn record_date(
+    time_path: Option<&[String]>,
+    value: &Value,
+    timestamp: i64,
+) -> Option<NaiveDate> {
+    let days = time_path
+        .and_then(|p| field_day(value, p))
+        .unwrap_or_else(|| timestamp.max(0).div_euclid(MS_PER_DAY));
+    day_date(days)
+}
+
+/// The UTC date of a Kafka timestamp (milliseconds; a negative one counts as 1970-01-01).
+pub fn kafka_timestamp_date(timestamp: i64) -> Option<NaiveDate> {
+    day_date(timestamp.max(0).div_euclid(MS_PER_DAY))
+}
+
+/// The date `days` after 1970-01-01, if the calendar has it.
+fn day_date(days: i64) -> Option<NaiveDate> {
+    i32::try_from(days)
+        .ok()
+        .and_then(|d| d.checked_add(UNIX_EPOCH_DAYS_FROM_CE))
+        .and_then(NaiveDate::from_num_days_from_ce_opt)
 }
 
 /// Days since 1970-01-01 (UTC) of the date or timestamp at `path` in a decoded record;
@@ -966,6 +976,7 @@ pub fn clock_rank(entries: &BTreeMap<&str, i64>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::datatypes::{Field, Schema};
 
     #[test]
     fn clock_ranks_sort_by_sum_then_entries() {

@@ -412,8 +412,17 @@ pub async fn check_dataset_with(
             push_keys(&mut report, topic, date, store_name, found)
         };
         if differing.remove(RAW) {
-            let (found, duplicates) =
-                raw_differences(&store, entry, &view, day, &meta, spill, max_keys).await?;
+            let (store, entry, view, meta, spill) = (
+                store.clone(),
+                entry.cloned(),
+                view.clone(),
+                meta.clone(),
+                spill.to_path_buf(),
+            );
+            let (found, duplicates) = off_async(async move {
+                raw_differences(&store, entry.as_ref(), &view, day, &meta, &spill, max_keys).await
+            })
+            .await?;
             push(RAW, found);
             push(
                 CLEAN,
@@ -426,13 +435,26 @@ pub async fn check_dataset_with(
         if differing.is_empty() {
             continue;
         }
-        let mut reference_keys = HashMap::new();
-        if let Some(entry) = entry {
-            clean_for_each(store.clone(), entry, spill, |b| {
-                checks::add_keyed_hashes(&mut reference_keys, b, &meta)
-            })
-            .await?;
-        }
+        let reference_keys = match entry {
+            Some(entry) => {
+                let (store, entry, meta, spill) = (
+                    store.clone(),
+                    entry.clone(),
+                    meta.clone(),
+                    spill.to_path_buf(),
+                );
+                off_async(async move {
+                    let mut keys = HashMap::new();
+                    clean_for_each(store, &entry, &spill, |b| {
+                        checks::add_keyed_hashes(&mut keys, b, &meta)
+                    })
+                    .await?;
+                    Ok(keys)
+                })
+                .await?
+            }
+            None => HashMap::new(),
+        };
         for store_name in differing {
             if let Some(w) = warehouses.iter().find(|w| w.name == store_name) {
                 let found = drill_down(w, &meta, &fields, date, &reference_keys, max_keys).await?;
@@ -497,42 +519,38 @@ async fn archive_values(
 ) -> Result<BTreeMap<NaiveDate, (Option<CheckValues>, Option<CheckValues>)>> {
     let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
     let total = dates.len();
-    let handle = tokio::runtime::Handle::current();
     let jobs = dates.into_iter().map(|d| {
-        let (store, view, meta, spill, handle) = (
+        let (store, view, meta, spill) = (
             store.clone(),
             view.clone(),
             meta.clone(),
             spill.to_path_buf(),
-            handle.clone(),
         );
         let entry = m.dates.get(&d).cloned();
-        tokio::task::spawn_blocking(move || {
-            handle.block_on(async move {
-                let clean = match &entry {
-                    Some(entry) => {
-                        let mut acc = Accumulator::new(&meta);
-                        clean_for_each(store, entry, &spill, |b| acc.add(b)).await?;
-                        Some(acc.finish()?)
-                    }
-                    None => None,
-                };
-                let raw = if view.has(d) {
+        off_async(async move {
+            let clean = match &entry {
+                Some(entry) => {
                     let mut acc = Accumulator::new(&meta);
-                    view.for_each(d, |b| acc.add(b)).await?;
+                    clean_for_each(store, entry, &spill, |b| acc.add(b)).await?;
                     Some(acc.finish()?)
-                } else {
-                    None
-                };
-                Ok::<_, Error>((d, (clean, raw)))
-            })
+                }
+                None => None,
+            };
+            let raw = if view.has(d) {
+                let mut acc = Accumulator::new(&meta);
+                view.for_each(d, |b| acc.add(b)).await?;
+                Some(acc.finish()?)
+            } else {
+                None
+            };
+            Ok((d, (clean, raw)))
         })
     });
     let mut out = BTreeMap::new();
     let mut results = futures::stream::iter(jobs).buffer_unordered(parallel);
     let mut last_progress = std::time::Instant::now();
     while let Some(result) = results.next().await {
-        let (d, v) = result??;
+        let (d, v) = result?;
         out.insert(d, v);
         if last_progress.elapsed() >= std::time::Duration::from_secs(10) {
             last_progress = std::time::Instant::now();
@@ -545,6 +563,15 @@ async fn archive_values(
         }
     }
     Ok(out)
+}
+
+/// Runs `work` on a blocking thread, so that its CPU work (Parquet decoding, hashing)
+/// leaves the async workers free; it may still await I/O.
+async fn off_async<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(work)).await?
 }
 
 /// The keys whose merged raw rows differ from the clean rows of a date (at most `max`),
