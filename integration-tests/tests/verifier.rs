@@ -24,7 +24,7 @@ use onepipe_integration_tests::{
 use onepipe_registry::auth::Tokens;
 use onepipe_verifier::canonical::{hash64, row_text};
 use onepipe_verifier::checks::{compute, row_columns};
-use onepipe_verifier::verify::check_dataset;
+use onepipe_verifier::verify::{check_dataset, check_dataset_with};
 use onepipe_verifier::warehouse;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -371,6 +371,33 @@ async fn a_damaged_clean_archive_is_caught_and_the_key_named() {
             .iter()
             .any(|l| l.store == "raw" && l.check == "row_checksum" && l.verdict == "ok")
     );
+    // The same date split by key hash into parts merged one at a time (as a date larger
+    // than a sixteenth of --memory-limit is): the same verdict.
+    let in_parts = || {
+        let mut options = onepipe_verifier::verify::CheckOptions::new(10);
+        options.full = true;
+        options.expected.part_bytes = Some(1024);
+        options
+    };
+    let parted = check_dataset_with(store.clone(), &registry, &topic, &[], &in_parts())
+        .await
+        .unwrap();
+    assert_eq!(parted.mismatches, 0, "{:#?}", parted.lines);
+    let values = |r: &onepipe_verifier::verify::DatasetReport| -> Vec<(String, String, String)> {
+        r.lines
+            .iter()
+            .filter(|l| l.store == "raw")
+            .map(|l| {
+                // A float sum depends on the order rows are added in.
+                let value = match l.value.parse::<f64>() {
+                    Ok(v) if l.check.starts_with("sum(") => format!("{v:.6}"),
+                    _ => l.value.clone(),
+                };
+                (l.check.clone(), value, l.verdict.clone())
+            })
+            .collect()
+    };
+    assert_eq!(values(&parted), values(&report));
 
     // Damage: drop one row from the clean file in place.
     let m = latest_manifest(store.as_ref(), &topic).await;
@@ -401,6 +428,17 @@ async fn a_damaged_clean_archive_is_caught_and_the_key_named() {
     assert_eq!(report.keys[0].store, "raw");
     assert_eq!(report.keys[0].problem, "extra");
     assert_eq!(report.keys[0].key, "v0");
+
+    let parted = check_dataset_with(store.clone(), &registry, &topic, &[], &in_parts())
+        .await
+        .unwrap();
+    assert!(parted.mismatches > 0);
+    let named: Vec<_> = parted
+        .keys
+        .iter()
+        .map(|k| (k.store.as_str(), k.key.as_str(), k.problem.as_str()))
+        .collect();
+    assert_eq!(named, [("raw", "v0", "extra")]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1507,7 +1545,7 @@ async fn put_visits(
 /// (same version) is checked again too; `--full` checks everything.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_check_rechecks_only_the_date_a_late_record_changed() {
-    use onepipe_verifier::verify::{ALL_DATES, CheckOptions, check_dataset_with};
+    use onepipe_verifier::verify::{ALL_DATES, CheckOptions};
     let (registry_url, _stop) = start_registry(Tokens::default()).await;
     let topic = unique_name("visits");
     create_dataset(
@@ -1955,7 +1993,7 @@ async fn nested_columns_agree_with_postgres_and_a_change_inside_names_its_key() 
 /// says otherwise, the mismatch is reported and `--full` names the records.
 #[tokio::test(flavor = "multi_thread")]
 async fn records_that_are_no_clean_row_are_counted_alike_and_a_difference_is_named() {
-    use onepipe_verifier::verify::{ALL_DATES, CheckOptions, check_dataset_with};
+    use onepipe_verifier::verify::{ALL_DATES, CheckOptions};
     let (registry_url, _stop) = start_registry(Tokens::default()).await;
     let topic = unique_name("visits");
     create_dataset(

@@ -3,23 +3,23 @@
 //! the same Parquet files, in one run.
 //!
 //! The data: a string unique key, an integer, a URL, a double and a timestamp, written as
-//! copydog writes a date (zstd Parquet files of at most 1 000 000 rows in a local folder
-//! used as the object store) and loaded into a fresh schema of the stack's PostgreSQL by
-//! warehouse-loader (`COPY`). Timed:
-//! - archive, count + sums: the verifier's own path (`verify::clean_for_each`, each file
-//!   copied to local disk and read 8192 rows at a time, into a `checks::Accumulator`) for
-//!   `rows`,
-//!   `count_distinct(unique_key)`, `sum(user_id)`, `sum(duration)` — the same figures
-//!   DuckDB computes;
-//! - archive, every check: the same plus `row_checksum` (a canonical text and an MD5 per
-//!   row);
+//! copydog writes a date (zstd Parquet files of at most 1 000 000 rows, one row group
+//! each, in a local folder used as the object store) and loaded into a fresh schema of the
+//! stack's PostgreSQL by warehouse-loader (`COPY`). Timed, each the median of three rounds:
+//! - archive, count + sums: the verifier's own path (`verify::clean_values`: the files
+//!   read by one thread a core, only the columns the checks need, into
+//!   `checks::Accumulator`s) for `rows`, `count_distinct(unique_key)`, `sum(user_id)`,
+//!   `sum(duration)` — the same figures DuckDB computes;
+//! - archive, every check: the same plus `row_checksum` (a canonical text and a hash per
+//!   row, over every column);
 //! - PostgreSQL, every check: `warehouse::checks`, by SQL inside the server;
-//! - DuckDB (the Python package, in a subprocess): `SELECT count(*), count(DISTINCT
-//!   view_id), sum(user_id), sum(duration) FROM read_parquet([...])`.
+//! - DuckDB (the Python package, in a subprocess, all its threads): `SELECT count(*),
+//!   count(DISTINCT view_id), sum(user_id), sum(duration) FROM read_parquet([...])`.
 //!
-//! Every side's numbers are checked to agree. The figure to watch is the ratio verifier /
-//! DuckDB for the count and sums. `make bench`, or `eval "$(deploy/local/stack.sh env)";
-//! cargo bench -p onepipe-verifier --bench checks` (needs `pip install duckdb`).
+//! Every side's numbers are checked to agree. The figures to watch are the ratios
+//! verifier / DuckDB for the count and sums, and for every check. `make bench`, or
+//! `eval "$(deploy/local/stack.sh env)"; cargo bench -p onepipe-verifier --bench checks`
+//! (needs `pip install duckdb`). Run it on a quiet machine.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,12 +39,10 @@ use onepipe_archive::manifest::DateEntry;
 use onepipe_core::metadata::TopicMetadata;
 use onepipe_tables::types::columns;
 use onepipe_verifier::checks::{self, CheckValues, agree};
-use onepipe_verifier::verify::clean_for_each;
+use onepipe_verifier::verify::clean_values;
 use onepipe_verifier::warehouse;
 use onepipe_warehouse_loader::warehouse::{DateLoad, Outcome, Warehouse};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 
 const SCHEMA: &str = r#"{"type":"record","name":"View","fields":[
   {"name":"view_id","type":"string"},
@@ -102,8 +100,9 @@ fn batch(from: usize, to: usize) -> RecordBatch {
 
 /// Writes the date's clean files; returns their paths in the store.
 async fn write_clean(store: &Arc<dyn ObjectStore>, date: NaiveDate, rows: usize) -> Vec<String> {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+    // As copydog writes a clean file: zstd at onepipe's level, one row group.
+    let props = onepipe_archive::clean::writer_properties()
+        .set_max_row_group_row_count(Some(FILE_ROWS))
         .build();
     let mut files = Vec::new();
     for (part, start) in (0..rows).step_by(FILE_ROWS).enumerate() {
@@ -132,24 +131,36 @@ fn meta(checks: &[&str]) -> TopicMetadata {
     m
 }
 
-/// Reads the date from the archive and computes `meta`'s checks; returns them and the
-/// seconds taken.
+/// Rounds of each timed side; the median is reported.
+const ROUNDS: usize = 3;
+
+/// The median of `secs`.
+fn median(mut secs: Vec<f64>) -> f64 {
+    secs.sort_by(f64::total_cmp);
+    secs[secs.len() / 2]
+}
+
+/// Reads the date from the archive and computes `meta`'s checks the way `verifier check`
+/// does (`verify::clean_values`); returns them and the median seconds of the rounds.
 async fn archive_checks(
     store: &Arc<dyn ObjectStore>,
     entry: &DateEntry,
     meta: &TopicMetadata,
 ) -> (CheckValues, f64) {
-    let t = Instant::now();
-    let mut acc = checks::Accumulator::new(meta);
-    clean_for_each(store.clone(), entry, &std::env::temp_dir(), |b| acc.add(b))
-        .await
-        .unwrap();
-    let values = acc.finish().unwrap();
-    (values, t.elapsed().as_secs_f64())
+    let mut secs = Vec::new();
+    let mut values = CheckValues::new();
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        values = clean_values(store.clone(), entry, &std::env::temp_dir(), meta)
+            .await
+            .unwrap();
+        secs.push(t.elapsed().as_secs_f64());
+    }
+    (values, median(secs))
 }
 
 /// DuckDB's count(*), count(DISTINCT view_id), sum(user_id), sum(duration) over `files`,
-/// and the seconds the query took.
+/// and the median seconds of the rounds (all its threads, as it runs by default).
 fn duckdb(files: &[std::path::PathBuf]) -> ([String; 4], f64) {
     let list: Vec<String> = files.iter().map(|f| format!("'{}'", f.display())).collect();
     let script = format!(
@@ -157,11 +168,13 @@ fn duckdb(files: &[std::path::PathBuf]) -> ([String; 4], f64) {
 import duckdb, time
 con = duckdb.connect()
 con.execute("SET enable_progress_bar = false")
-t = time.time()
-r = con.execute("""SELECT count(*), count(DISTINCT view_id), sum(user_id), sum(duration)
-  FROM read_parquet([{}])""").fetchone()
-secs = time.time() - t
-print(secs, r[0], r[1], r[2], repr(float(r[3])))
+secs = []
+for _ in range({ROUNDS}):
+    t = time.time()
+    r = con.execute("""SELECT count(*), count(DISTINCT view_id), sum(user_id), sum(duration)
+      FROM read_parquet([{}])""").fetchone()
+    secs.append(time.time() - t)
+print(sorted(secs)[len(secs) // 2], r[0], r[1], r[2], repr(float(r[3])))
 "#,
         list.join(", ")
     );
@@ -262,16 +275,21 @@ async fn main() {
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
-    let t = Instant::now();
-    let by_sql = warehouse::checks(
-        &warehouse::Db::Postgres(pool.clone()),
-        &schema,
-        &every,
-        &fields,
-    )
-    .await
-    .unwrap();
-    let pg_secs = t.elapsed().as_secs_f64();
+    let mut secs = Vec::new();
+    let mut by_sql = Default::default();
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        by_sql = warehouse::checks(
+            &warehouse::Db::Postgres(pool.clone()),
+            &schema,
+            &every,
+            &fields,
+        )
+        .await
+        .unwrap();
+        secs.push(t.elapsed().as_secs_f64());
+    }
+    let pg_secs = median(secs);
     let pg = &by_sql[&date.to_string()];
 
     let local: Vec<_> = files.iter().map(|f| dir.join(f)).collect();

@@ -4,10 +4,11 @@
 //! (their rounding depends on the order of addition); integer and decimal sums are
 //! exact on every side and must be equal.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, ArrowPrimitiveType, AsArray, PrimitiveArray, RecordBatch};
 use arrow::compute::{SortOptions, sort_to_indices};
 use arrow::datatypes::{DataType, Decimal128Type, Float32Type, Float64Type, Int32Type, Int64Type};
 use onepipe_archive::merge::column_at;
@@ -55,17 +56,60 @@ pub fn compute(batches: &[RecordBatch], meta: &TopicMetadata) -> Result<CheckVal
 
 /// The checks of one date, a batch at a time: what it keeps does not grow with the rows
 /// except for the set of key hashes (16 bytes per distinct key), so a date larger than
-/// memory is checked as it streams past.
+/// memory is checked as it streams past. Several threads may each feed a
+/// [`sibling`](Self::sibling) (they share the key set) and [`merge`](Self::merge) them at
+/// the end.
 pub struct Accumulator {
     meta: TopicMetadata,
     rows: u64,
-    /// 128-bit hashes of the key texts ([`key_hash`]): a collision (about 1 in 2^68 for a
-    /// billion keys) would undercount, never hide a difference in the other checks.
-    keys: HashSet<u128, BuildHasherDefault<FxHasher>>,
+    keys: Arc<KeySet>,
+    /// This batch's key hashes, by shard of `keys`.
+    by_shard: Vec<Vec<u128>>,
     sums: BTreeMap<String, Sum>,
     extremes: BTreeMap<String, Option<ArrayRef>>,
     checksum: i64,
     text: String,
+}
+
+/// Shards of [`KeySet`].
+const KEY_SHARDS: usize = 64;
+
+/// The distinct 128-bit hashes of key texts ([`key_hash`]; a collision, about 1 in 2^68
+/// for a billion keys, would undercount, never hide a difference in the other checks),
+/// in shards by their top bits, so that threads adding keys at once rarely wait on each
+/// other and no set has to be merged into another at the end.
+pub struct KeySet {
+    shards: Vec<Mutex<HashSet<u128, FastHash>>>,
+}
+
+impl KeySet {
+    fn new() -> Self {
+        KeySet {
+            shards: (0..KEY_SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    fn shard(hash: u128) -> usize {
+        (hash >> (128 - KEY_SHARDS.trailing_zeros())) as usize
+    }
+
+    /// Adds the hashes, grouped by shard (`by_shard[i]` goes to shard `i`; emptied).
+    fn add(&self, by_shard: &mut [Vec<u128>]) {
+        for (shard, hashes) in self.shards.iter().zip(by_shard) {
+            if hashes.is_empty() {
+                continue;
+            }
+            let mut set = shard.lock().unwrap_or_else(|e| e.into_inner());
+            set.extend(hashes.drain(..));
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
 }
 
 /// A running sum: exact for integers and decimals, in f64 for floats.
@@ -82,12 +126,70 @@ impl Accumulator {
         Accumulator {
             meta: meta.clone(),
             rows: 0,
-            keys: HashSet::default(),
+            keys: Arc::new(KeySet::new()),
+            by_shard: vec![Vec::new(); KEY_SHARDS],
             sums: BTreeMap::new(),
             extremes: BTreeMap::new(),
             checksum: 0,
             text: String::new(),
         }
+    }
+
+    /// An empty accumulator of the same checks that shares this one's key set, for
+    /// another thread; [`merge`](Self::merge) it back.
+    pub fn sibling(&self) -> Self {
+        Accumulator {
+            keys: self.keys.clone(),
+            ..Accumulator::new(&self.meta)
+        }
+    }
+
+    /// Adds the rows a [`sibling`](Self::sibling) has seen.
+    pub fn merge(&mut self, other: Accumulator) -> Result<()> {
+        if !Arc::ptr_eq(&self.keys, &other.keys) {
+            return Err(Error::Column {
+                path: "*".to_string(),
+                reason: "merging accumulators that do not share their keys".to_string(),
+            });
+        }
+        self.rows += other.rows;
+        self.checksum = self.checksum.wrapping_add(other.checksum);
+        for (name, sum) in other.sums {
+            let mine = self.sums.entry(name).or_insert(Sum::Empty);
+            *mine = combine(*mine, sum)?;
+        }
+        for check in self.meta.effective_checks() {
+            let largest = match check {
+                Check::Min(_) => false,
+                Check::Max(_) => true,
+                _ => continue,
+            };
+            let name = check.to_string();
+            if let Some(Some(theirs)) = other.extremes.get(&name) {
+                let best = self.extremes.entry(name).or_insert(None);
+                *best = extreme(best.as_ref(), theirs, largest)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The top-level columns the checks read; `None` when they read every column (a
+    /// `row_checksum`). A reader may leave the others out.
+    pub fn columns(&self) -> Option<BTreeSet<String>> {
+        let top = |path: &str| path.split('.').next().unwrap_or_default().to_string();
+        let mut out: BTreeSet<String> = BTreeSet::new();
+        for check in self.meta.effective_checks() {
+            match &check {
+                Check::RowChecksum => return None,
+                Check::CountDistinctUniqueKey => {
+                    out.extend(self.meta.unique_key.iter().map(|k| top(k)));
+                }
+                Check::Sum(f) | Check::Min(f) | Check::Max(f) => {
+                    out.insert(top(f));
+                }
+            }
+        }
+        Some(out)
     }
 
     pub fn add(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -111,8 +213,10 @@ impl Accumulator {
                             canonical::push_row_text(&mut self.text, &keys, i);
                             self.text.as_str()
                         };
-                        self.keys.insert(key_hash(text));
+                        let h = key_hash(text);
+                        self.by_shard[KeySet::shard(h)].push(h);
                     }
+                    self.keys.add(&mut self.by_shard);
                 }
                 Check::Sum(f) => {
                     let c = column(batch, f)?;
@@ -249,33 +353,18 @@ fn add_sum(acc: Sum, c: &ArrayRef) -> Result<Sum> {
     Ok(match c.data_type() {
         DataType::Int32 | DataType::Int64 => {
             let part: i128 = match c.data_type() {
-                DataType::Int32 => c
-                    .as_primitive::<Int32Type>()
-                    .iter()
-                    .flatten()
-                    .map(i128::from)
-                    .sum(),
-                _ => c
-                    .as_primitive::<Int64Type>()
-                    .iter()
-                    .flatten()
-                    .map(i128::from)
-                    .sum(),
+                DataType::Int32 => exact_sum(c.as_primitive::<Int32Type>())?,
+                _ => exact_sum(c.as_primitive::<Int64Type>())?,
             };
             match acc {
-                Sum::Int(t) => Sum::Int(t + part),
+                Sum::Int(t) => Sum::Int(t.checked_add(part).ok_or(Error::SumOverflow)?),
                 _ => Sum::Int(part),
             }
         }
         DataType::Float32 | DataType::Float64 => {
             let part: f64 = match c.data_type() {
-                DataType::Float32 => c
-                    .as_primitive::<Float32Type>()
-                    .iter()
-                    .flatten()
-                    .map(f64::from)
-                    .sum(),
-                _ => c.as_primitive::<Float64Type>().iter().flatten().sum(),
+                DataType::Float32 => float_sum(c.as_primitive::<Float32Type>()),
+                _ => float_sum(c.as_primitive::<Float64Type>()),
             };
             match acc {
                 Sum::Float(t) => Sum::Float(t + part),
@@ -283,15 +372,67 @@ fn add_sum(acc: Sum, c: &ArrayRef) -> Result<Sum> {
             }
         }
         DataType::Decimal128(_, scale) => {
-            let part: i128 = c.as_primitive::<Decimal128Type>().iter().flatten().sum();
+            let part: i128 = exact_sum(c.as_primitive::<Decimal128Type>())?;
             match acc {
-                Sum::Decimal(t, _) => Sum::Decimal(t + part, *scale),
+                Sum::Decimal(t, _) => {
+                    Sum::Decimal(t.checked_add(part).ok_or(Error::SumOverflow)?, *scale)
+                }
                 _ => Sum::Decimal(part, *scale),
             }
         }
         other => {
             return Err(Error::CannotSum {
                 data_type: other.clone(),
+            });
+        }
+    })
+}
+
+/// The sum of the non-NULL values of an integer or decimal column; an error when it
+/// leaves the range of an `i128` (only a decimal(38, s) column can get there).
+fn exact_sum<T>(a: &PrimitiveArray<T>) -> Result<i128>
+where
+    T: ArrowPrimitiveType,
+    T::Native: Into<i128>,
+{
+    let sum = if a.null_count() == 0 {
+        a.values()
+            .iter()
+            .try_fold(0i128, |t, v| t.checked_add((*v).into()))
+    } else {
+        a.iter()
+            .flatten()
+            .try_fold(0i128, |t, v| t.checked_add(v.into()))
+    };
+    sum.ok_or(Error::SumOverflow)
+}
+
+/// The sum of the non-NULL values of a float column, in f64.
+fn float_sum<T>(a: &PrimitiveArray<T>) -> f64
+where
+    T: ArrowPrimitiveType,
+    T::Native: Into<f64>,
+{
+    if a.null_count() == 0 {
+        a.values().iter().map(|v| (*v).into()).sum()
+    } else {
+        a.iter().flatten().map(Into::into).sum()
+    }
+}
+
+/// Two running sums of the same column as one.
+fn combine(a: Sum, b: Sum) -> Result<Sum> {
+    Ok(match (a, b) {
+        (Sum::Empty, x) | (x, Sum::Empty) => x,
+        (Sum::Int(x), Sum::Int(y)) => Sum::Int(x.checked_add(y).ok_or(Error::SumOverflow)?),
+        (Sum::Float(x), Sum::Float(y)) => Sum::Float(x + y),
+        (Sum::Decimal(x, s), Sum::Decimal(y, t)) if s == t => {
+            Sum::Decimal(x.checked_add(y).ok_or(Error::SumOverflow)?, s)
+        }
+        (a, b) => {
+            return Err(Error::Column {
+                path: "*".to_string(),
+                reason: format!("sums of different types: {a:?} and {b:?}"),
             });
         }
     })
@@ -372,6 +513,36 @@ pub fn agree(a: &str, b: &str, float_sum: bool) -> bool {
 mod tests {
     use super::*;
     use arrow::datatypes::Field;
+
+    #[test]
+    fn a_decimal_sum_beyond_i128_is_an_error_not_a_wrong_number() {
+        use arrow::array::Decimal128Array;
+        let mut meta = TopicMetadata::new("t", vec!["id".into()]);
+        meta.checks = vec!["sum(amount)".parse().unwrap()];
+        let big = 10i128.pow(37);
+        let batch = RecordBatch::try_from_iter([
+            (
+                "id",
+                Arc::new(arrow::array::StringArray::from(vec!["a", "b"])) as ArrayRef,
+            ),
+            (
+                "amount",
+                Arc::new(
+                    Decimal128Array::from(vec![big, big])
+                        .with_precision_and_scale(38, 0)
+                        .unwrap(),
+                ) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        // 1.6e38 fits in an i128 (up to about 1.7e38); 1.8e38 does not.
+        let mut acc = Accumulator::new(&meta);
+        for _ in 0..8 {
+            acc.add(&batch).unwrap();
+        }
+        let err = acc.add(&batch).unwrap_err();
+        assert!(err.to_string().contains("outside"), "{err}");
+    }
 
     #[test]
     fn only_float_sums_get_a_tolerance() {

@@ -35,6 +35,9 @@ pub enum Error {
     Column { path: String, reason: String },
     #[error("cannot sum a {data_type} column")]
     CannotSum { data_type: DataType },
+    /// A sum of a decimal(38, s) column that leaves the range of a 128-bit integer.
+    #[error("the sum is outside the range of a 128-bit integer; it cannot be checked exactly")]
+    SumOverflow,
     #[error("listing the raw files of {topic}: {error}")]
     ListRaw {
         topic: String,

@@ -24,7 +24,9 @@
 //!
 //! Bounded memory: decoded rows go to local Parquet files, one folder per date, a few
 //! thousand rows at a time, and each date is merged by its own query under DataFusion's
-//! memory pool (`--memory-limit`), whose sorts spill to local disk.
+//! memory pool (`--memory-limit`), whose sorts spill to local disk. A date larger than a
+//! quarter of the pool is first split by key hash into parts merged one at a time
+//! ([`crate::parts`]), so that no sort spills and the memory held is about the pool's.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -58,6 +60,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
+use crate::parts;
 
 /// The scalar function that orders vector clocks (see the module documentation).
 pub const CLOCK_RANK: &str = "onepipe_clock_rank";
@@ -84,6 +87,10 @@ pub struct Options {
     pub memory_limit: usize,
     /// A private folder is made inside it and removed when the view is dropped.
     pub spill_dir: PathBuf,
+    /// Decoded bytes of one date merged by one query; a larger date is split by key hash
+    /// into parts of about this size (see [`crate::parts`]). `None`: a sixteenth of
+    /// `memory_limit`, a quarter of DataFusion's pool, so that a part sorts in memory.
+    pub part_bytes: Option<u64>,
 }
 
 impl Default for Options {
@@ -91,6 +98,7 @@ impl Default for Options {
         Options {
             memory_limit: 1 << 30,
             spill_dir: std::env::temp_dir(),
+            part_bytes: None,
         }
     }
 }
@@ -199,6 +207,11 @@ impl ExpectedView {
             rejected: 0,
             rejects: Vec::new(),
             decoded: 0,
+            parts: BTreeMap::new(),
+            part_bytes: options
+                .part_bytes
+                .unwrap_or(options.memory_limit as u64 / 16)
+                .max(1),
         };
         Ok(ExpectedView {
             meta: t.metadata.clone(),
@@ -281,6 +294,7 @@ impl ExpectedView {
         }
         let decoder = tokio::task::spawn_blocking(move || {
             decoder.flush_all()?;
+            decoder.split_large()?;
             Ok::<_, Error>(decoder)
         })
         .await??;
@@ -327,29 +341,29 @@ impl ExpectedView {
             .is_some_and(|d| d.written.contains_key(&date))
     }
 
-    /// The merged rows of `date` (the clean rows it must hold), streamed.
-    pub async fn rows(&self, date: NaiveDate) -> Result<SendableRecordBatchStream> {
-        let what = format!("merging the raw rows of {date}");
+    /// The folders whose rows are merged by one query each: the date's folder, or its
+    /// parts when it is split.
+    fn merge_folders(&self, date: NaiveDate) -> Vec<PathBuf> {
         let folder = self.dir.0.join(date.to_string());
+        match self.decoder.as_ref().and_then(|d| d.parts.get(&date)) {
+            None => vec![folder],
+            Some(&n) => (0..n)
+                .map(|i| parts::part_folder(&folder, i))
+                .filter(|p| p.is_dir())
+                .collect(),
+        }
+    }
+
+    /// The merged rows of the decoded rows in `folder` (of `date`), streamed; `batch`
+    /// rows per batch.
+    async fn merge_folder(
+        &self,
+        date: NaiveDate,
+        folder: &std::path::Path,
+        batch: usize,
+    ) -> Result<SendableRecordBatchStream> {
+        let what = format!("merging the raw rows of {date}");
         let table = format!("raw_{}", date.format("%Y%m%d"));
-        // Batches of about 2 MB whatever the width of a row: the merge of spilled sort
-        // runs holds one batch per run.
-        let rows = self
-            .decoder
-            .as_ref()
-            .and_then(|d| d.written.get(&date).copied())
-            .unwrap_or(0)
-            .max(1);
-        let bytes: u64 = std::fs::read_dir(&folder)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .filter_map(|e| e.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0);
-        let batch = (BATCH_BYTES / (bytes / rows).max(1)).clamp(256, CHUNK_ROWS as u64) as usize;
         // One partition: the sort gets the whole pool. Strings and bytes as the clean
         // archive holds them (Utf8, Binary), not as views.
         let config = SessionConfig::new()
@@ -389,17 +403,30 @@ impl ExpectedView {
         Ok(stream)
     }
 
-    /// Calls `f` with each batch of the merged rows of `date`.
+    /// Calls `f` with each batch of the merged rows of `date` (the clean rows it must
+    /// hold), a part at a time when the date is split.
     pub async fn for_each(
         &self,
         date: NaiveDate,
         mut f: impl FnMut(&RecordBatch) -> Result<()>,
     ) -> Result<()> {
-        let mut stream = self.rows(date).await?;
-        while let Some(batch) = stream.next().await {
-            let batch =
-                batch.map_err(Error::datafusion(format!("merging the raw rows of {date}")))?;
-            f(&batch)?;
+        // Batches of about 1 MB whatever the width of a row: the merge of spilled sort
+        // runs holds one batch per run.
+        let rows = self
+            .decoder
+            .as_ref()
+            .and_then(|d| d.written.get(&date).copied())
+            .unwrap_or(0)
+            .max(1);
+        let bytes = parts::folder_bytes(&self.dir.0.join(date.to_string()));
+        let batch = (BATCH_BYTES / (bytes / rows).max(1)).clamp(256, CHUNK_ROWS as u64) as usize;
+        for folder in self.merge_folders(date) {
+            let mut stream = self.merge_folder(date, &folder, batch).await?;
+            while let Some(batch) = stream.next().await {
+                let batch =
+                    batch.map_err(Error::datafusion(format!("merging the raw rows of {date}")))?;
+                f(&batch)?;
+            }
         }
         Ok(())
     }
@@ -612,6 +639,10 @@ struct Decoder {
     /// The first [`MAX_REJECT_POSITIONS`] of the counted rejects.
     rejects: Vec<RejectedRecord>,
     decoded: u64,
+    /// The dates split into parts, and into how many (see [`crate::parts`]).
+    parts: BTreeMap<NaiveDate, usize>,
+    /// Decoded bytes of a date above which it is split.
+    part_bytes: u64,
 }
 
 /// A raw record that is no clean row by the contract, and why.
@@ -753,6 +784,28 @@ impl Decoder {
             self.flush(d)?;
         }
         self.pending_bytes = 0;
+        Ok(())
+    }
+
+    /// Splits each date that has grown beyond `part_bytes` into parts, and the rows newly
+    /// decoded into a split date into its parts (blocking).
+    fn split_large(&mut self) -> Result<()> {
+        for date in self.written.keys().copied().collect::<Vec<_>>() {
+            let folder = self.root.join(date.to_string());
+            let before = self.parts.get(&date).copied();
+            self.seq += 1;
+            if let Some(n) = parts::split(&folder, before, self.part_bytes, &self.meta, self.seq)? {
+                if before.is_none() {
+                    tracing::info!(
+                        topic = self.topic,
+                        %date,
+                        parts = n,
+                        "verifier: a large date is merged in parts by key hash"
+                    );
+                }
+                self.parts.insert(date, n);
+            }
+        }
         Ok(())
     }
 

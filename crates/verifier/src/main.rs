@@ -193,6 +193,7 @@ async fn stores(cli: &Cli) -> anyhow::Result<Stores> {
         expected: onepipe_verifier::expected::Options {
             memory_limit: cli.memory_limit,
             spill_dir: cli.spill_dir.clone(),
+            part_bytes: None,
         },
         full: false,
     })

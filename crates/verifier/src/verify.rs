@@ -529,11 +529,7 @@ async fn archive_values(
         let entry = m.dates.get(&d).cloned();
         off_async(async move {
             let clean = match &entry {
-                Some(entry) => {
-                    let mut acc = Accumulator::new(&meta);
-                    clean_for_each(store, entry, &spill, |b| acc.add(b)).await?;
-                    Some(acc.finish()?)
-                }
+                Some(entry) => Some(clean_values(store, entry, &spill, &meta).await?),
                 None => None,
             };
             let raw = if view.has(d) {
@@ -774,31 +770,106 @@ pub async fn clean_for_each(
     mut f: impl FnMut(&RecordBatch) -> Result<()>,
 ) -> Result<()> {
     for file in &entry.files {
-        let bad = |reason: String| Error::Clean {
-            path: file.clone(),
-            reason,
-        };
-        let local = spill_dir.join(format!(
-            "onepipe-verifier-clean-{}-{}.parquet",
-            std::process::id(),
-            hash64(file) as u64
-        ));
-        let _cleanup = RemoveOnDrop(local.clone());
-        expected::download(store.as_ref(), file, &local)
-            .await
-            .map_err(bad)?;
-        let reader = std::fs::File::open(&local).map_err(|e| Error::Spill {
-            path: local.display().to_string(),
-            error: e,
-        })?;
-        let batches = ParquetRecordBatchReaderBuilder::try_new(reader)
-            .map_err(|e| bad(e.to_string()))?
-            .with_batch_size(8192)
-            .build()
-            .map_err(|e| bad(e.to_string()))?;
-        for batch in batches {
-            f(&batch.map_err(|e| bad(e.to_string()))?)?;
-        }
+        clean_file_for_each(store.as_ref(), file, spill_dir, None, &mut f).await?;
+    }
+    Ok(())
+}
+
+/// The check values of the clean files of one date. The files are read by as many
+/// threads as there are cores (at most one a file), each into its own
+/// [`Accumulator::sibling`], and only the columns the checks need are decoded.
+pub async fn clean_values(
+    store: Arc<dyn ObjectStore>,
+    entry: &manifest::DateEntry,
+    spill_dir: &std::path::Path,
+    meta: &TopicMetadata,
+) -> Result<CheckValues> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = cores.min(entry.files.len()).max(1);
+    let mut total = Accumulator::new(meta);
+    let columns = total.columns();
+    let queue = Arc::new(std::sync::Mutex::new(entry.files.clone().into_iter()));
+    let jobs = (0..workers).map(|_| {
+        let (store, queue, spill, columns) = (
+            store.clone(),
+            queue.clone(),
+            spill_dir.to_path_buf(),
+            columns.clone(),
+        );
+        let mut acc = total.sibling();
+        off_async(async move {
+            loop {
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                let Some(file) = next else {
+                    return Ok(acc);
+                };
+                clean_file_for_each(store.as_ref(), &file, &spill, columns.as_ref(), &mut |b| {
+                    acc.add(b)
+                })
+                .await?;
+            }
+        })
+    });
+    for acc in futures::future::try_join_all(jobs).await? {
+        total.merge(acc)?;
+    }
+    total.finish()
+}
+
+/// About how many decoded bytes a batch read from a clean file holds.
+const CLEAN_BATCH_BYTES: i64 = 2 << 20;
+
+/// Calls `f` with each batch of one clean file, of only `columns` (top-level names) when
+/// given.
+async fn clean_file_for_each(
+    store: &dyn ObjectStore,
+    file: &str,
+    spill_dir: &std::path::Path,
+    columns: Option<&BTreeSet<String>>,
+    f: &mut impl FnMut(&RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let bad = |reason: String| Error::Clean {
+        path: file.to_string(),
+        reason,
+    };
+    let local = spill_dir.join(format!(
+        "onepipe-verifier-clean-{}-{}.parquet",
+        std::process::id(),
+        hash64(file) as u64
+    ));
+    let _cleanup = RemoveOnDrop(local.clone());
+    expected::download(store, file, &local).await.map_err(bad)?;
+    let reader = std::fs::File::open(&local).map_err(|e| Error::Spill {
+        path: local.display().to_string(),
+        error: e,
+    })?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| bad(e.to_string()))?;
+    // Batches of about CLEAN_BATCH_BYTES decoded, whatever the width of a row.
+    let rows = builder.metadata().file_metadata().num_rows().max(1);
+    let bytes: i64 = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.total_byte_size())
+        .sum();
+    let batch = (CLEAN_BATCH_BYTES / (bytes / rows).max(1)).clamp(256, 8192) as usize;
+    let mut builder = builder.with_batch_size(batch);
+    if let Some(columns) = columns {
+        let roots: Vec<usize> = builder
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| columns.contains(f.name()))
+            .map(|(i, _)| i)
+            .collect();
+        let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), roots);
+        builder = builder.with_projection(mask);
+    }
+    let batches = builder.build().map_err(|e| bad(e.to_string()))?;
+    for batch in batches {
+        f(&batch.map_err(|e| bad(e.to_string()))?)?;
     }
     Ok(())
 }
