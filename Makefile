@@ -4,7 +4,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/onepipe-target
 export CARGO_TARGET_DIR
 STACK := deploy/local/stack.sh
 
-.PHONY: run test lint fmt bench stack stack-down stack-status
+.PHONY: run test lint fmt bench stack stack-down stack-status image
 
 ## run: the whole pipeline on one machine (Kafka + embedded defaults) with a demo stream and a
 ## report, then keeps running until Ctrl-C; RUN_ARGS="--once --events 50000" to stop after the report
@@ -18,8 +18,14 @@ test:
 	$(STACK) up
 	@eval "$$($(STACK) env)"; rc=0; \
 	  cargo test --workspace || rc=1; \
-	  cargo build --workspace --bins && python3 -m pytest -q integration-tests/python || rc=1; \
+	  cargo build --workspace --bins && python3 -m pytest -q -rs integration-tests/python || rc=1; \
 	  if [ -z "$$ONEPIPE_KEEP_STACK" ]; then $(STACK) down; fi; exit $$rc
+
+## image: the container image the Helm chart runs (onepipe:<appVersion>), from deploy/Dockerfile,
+## with podman where installed, else docker; compiles the release binaries in the builder stage.
+## IMAGE_ARGS="--prebuilt DIR" packs binaries built already instead (what `make test` does)
+image:
+	deploy/image.sh build $(IMAGE_ARGS)
 
 ## lint: formatting check and clippy with warnings denied
 lint:

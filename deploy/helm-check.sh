@@ -6,6 +6,7 @@
 # Installs helm (go install, from the Go module proxy) and kubernetes-validate (PyPI, which
 # bundles the schemas) on first use. kubeconform is not used: it fetches schemas from GitHub.
 # Prints the resources rendered from the all-enabled values; exits non-zero on any problem.
+# `deploy/helm-check.sh --install` installs helm and kubernetes-validate and stops there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,8 @@ if [ "$(python3 -c 'import kubernetes_validate.version as v; print(v.__version__
   echo "helm-check: installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION"
   python3 -m pip install -q --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 fi
+# --install: only install the tools (the image test renders the chart with this helm).
+[ "${1:-}" = --install ] && exit 0
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

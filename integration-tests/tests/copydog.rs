@@ -1024,3 +1024,92 @@ async fn many_rejects_are_written_in_parts_of_bounded_size() {
     assert_eq!(sizes, [100, 100, 50], "{:?}", m.rejected.files);
     assert_eq!(offsets, rejected, "every reject once, in order");
 }
+
+/// `copydog run --every` (for places without a scheduler, as deploy/compose.yaml): the real
+/// binary merges what is in raw/, merges again what arrives after its first run without
+/// being started again, and exits 0 on SIGTERM.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_every_merges_new_raw_files_until_sigterm() {
+    let (registry_url, _stop) = start_registry(Tokens::default()).await;
+    let topic = unique_name("every");
+    create_dataset(
+        &registry_url,
+        &topic,
+        ORDER_V1,
+        "order_id",
+        1,
+        &["--merge", "max_by:version"],
+    )
+    .await;
+    let (_, w) = dataset_writer(&registry_url, &topic).await;
+    let store_url = fresh_store_url();
+    let store = onepipe_core::store::open(&store_url).unwrap();
+    let record = |offset: i64, id: &str, version: i64| {
+        let e = w
+            .encode_json(&json!({"order_id": id, "version": version, "at": DAY0, "amount": 1}))
+            .unwrap();
+        (offset, DAY0, Some(e.key), Some(e.value))
+    };
+    write_raw(
+        store.as_ref(),
+        &topic,
+        0,
+        &[record(0, "a", 1), record(1, "b", 1)],
+    )
+    .await;
+
+    let copydog = onepipe_integration_tests::service_binary("onepipe-copydog", "copydog");
+    let mut child = std::process::Command::new(copydog)
+        .args(["--registry", &registry_url, "--object-store", &store_url])
+        .args(["run", "--topic", &topic, "--every", "1s"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rows_in_latest = |store: Arc<dyn ObjectStore>, topic: String| async move {
+        match manifest::latest(store.as_ref(), &topic).await.unwrap() {
+            Some(m) => m.dates.values().map(|e| e.rows).sum::<u64>(),
+            None => 0,
+        }
+    };
+    let wait_rows = |n: u64| {
+        let (store, topic) = (store.clone(), topic.clone());
+        async move {
+            for _ in 0..120 {
+                if rows_in_latest(store.clone(), topic.clone()).await == n {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            panic!("the clean archive of {topic} never held {n} rows");
+        }
+    };
+    wait_rows(2).await;
+    // Arrives after the first run: the next turn merges it, nobody restarts copydog.
+    write_raw(
+        store.as_ref(),
+        &topic,
+        0,
+        &[record(2, "c", 1), record(3, "a", 2)],
+    )
+    .await;
+    wait_rows(3).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "copydog --every exited on its own"
+    );
+
+    let pid = child.id().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "copydog --every after SIGTERM:\n{stderr}"
+    );
+    assert!(stderr.contains("committed manifest 2"), "{stderr}");
+}

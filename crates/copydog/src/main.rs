@@ -1,4 +1,5 @@
-//! `copydog`: merges a topic's raw archive into its clean archive (one run, then exits).
+//! `copydog`: merges a topic's raw archive into its clean archive (one run, then exits; or
+//! one run every `--every` until SIGTERM, where no scheduler runs it).
 
 use std::process::ExitCode;
 
@@ -57,6 +58,11 @@ enum Command {
         /// it needs free space about twice the size of the largest date.
         #[arg(long, env = "ONEPIPE_SPILL_DIR", default_value_os_t = std::env::temp_dir())]
         spill_dir: std::path::PathBuf,
+        /// Run again this long after each run ends (e.g. 5m), until SIGTERM or Ctrl-C, for
+        /// places without a scheduler (deploy/compose.yaml). A failed run is logged and
+        /// retried at the next turn. Without it: one run, then exit.
+        #[arg(long, env = "ONEPIPE_EVERY", value_parser = parse_duration)]
+        every: Option<std::time::Duration>,
     },
     /// Delete clean files that none of the last --keep manifests names, and copycat's
     /// claims for raw files already merged (older than --older-than too).
@@ -101,11 +107,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_file_rows,
             memory_limit,
             spill_dir,
+            every,
         } => {
-            let topics = match topic {
-                Some(t) => vec![t],
-                None => registry.topic_names().await?,
-            };
             let opts = RunOptions {
                 allow_rejects,
                 max_file_rows,
@@ -114,20 +117,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 metrics: metrics.clone(),
                 ..RunOptions::default()
             };
-            let mut rejected = 0;
-            for t in topics {
-                let summary = run_topic(store.clone(), &registry, &t, &opts).await?;
-                print_summary(&summary);
-                rejected += summary.rejected;
+            let Some(every) = every else {
+                return run_once(&store, &registry, topic.as_deref(), &opts).await;
+            };
+            let stop = admin::shutdown_signal();
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    result = run_once(&store, &registry, topic.as_deref(), &opts) => {
+                        if let Err(e) = result {
+                            eprintln!("copydog: run failed, next try in {every:?}: {e:#}");
+                        }
+                    }
+                    () = &mut stop => return Ok(ExitCode::SUCCESS),
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = &mut stop => return Ok(ExitCode::SUCCESS),
+                }
             }
-            if rejected > 0 && !allow_rejects {
-                eprintln!(
-                    "copydog: {rejected} record(s) could not be decoded; they are under \
-                     clean/<topic>/_rejected/ (pass --allow-rejects to exit 0)"
-                );
-                return Ok(ExitCode::from(1));
-            }
-            Ok(ExitCode::SUCCESS)
         }
         Command::Vacuum {
             topic,
@@ -166,6 +174,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// One run over `topic` or every registered topic; exit code 1 when records were rejected
+/// and not allowed.
+async fn run_once(
+    store: &std::sync::Arc<dyn object_store::ObjectStore>,
+    registry: &onepipe_client::SchemaRegistry,
+    topic: Option<&str>,
+    opts: &RunOptions,
+) -> anyhow::Result<ExitCode> {
+    let topics = match topic {
+        Some(t) => vec![t.to_string()],
+        None => registry.topic_names().await?,
+    };
+    let mut rejected = 0;
+    for t in topics {
+        let summary = run_topic(store.clone(), registry, &t, opts).await?;
+        print_summary(&summary);
+        rejected += summary.rejected;
+    }
+    if rejected > 0 && !opts.allow_rejects {
+        eprintln!(
+            "copydog: {rejected} record(s) could not be decoded; they are under \
+             clean/<topic>/_rejected/ (pass --allow-rejects to exit 0)"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The progress line of one topic's run, on stderr (stdout is for `vacuum`'s list).

@@ -33,10 +33,12 @@ struct Cli {
     object_store: String,
 
     /// A warehouse loaded by warehouse-loader, `postgres://…` or `sqlite://…` (repeatable).
+    /// Append `#schema=S` when its tables are not in --warehouse-schema, and `name=N` for
+    /// the name the report gives it (`URL#schema=finance&name=finance`).
     #[arg(long = "warehouse", env = "ONEPIPE_WAREHOUSES", value_delimiter = ',')]
     warehouses: Vec<String>,
 
-    /// The schema the warehouse tables are in.
+    /// The schema the warehouse tables are in (unless a --warehouse value says `#schema=`).
     #[arg(long, env = "ONEPIPE_WAREHOUSE_SCHEMA", default_value = "public")]
     warehouse_schema: String,
 
@@ -165,11 +167,12 @@ async fn stores(cli: &Cli) -> anyhow::Result<Stores> {
     let store = onepipe_core::store::open(&cli.object_store)?;
     let registry = cli.registry.connect(false)?;
     let mut warehouses = Vec::new();
-    for (i, url) in cli.warehouses.iter().enumerate() {
+    for (i, value) in cli.warehouses.iter().enumerate() {
+        let spec = warehouse::parse_spec(value).map_err(|e| anyhow::anyhow!("--warehouse: {e}"))?;
         warehouses.push(Warehouse {
-            name: format!("warehouse{}", i + 1),
-            db: warehouse::open(url).await?,
-            schema: cli.warehouse_schema.clone(),
+            name: spec.name.unwrap_or_else(|| format!("warehouse{}", i + 1)),
+            db: warehouse::open(&spec.url).await?,
+            schema: spec.schema.unwrap_or_else(|| cli.warehouse_schema.clone()),
         });
     }
     let client_options = &cli.kafka_options.kafka_options;

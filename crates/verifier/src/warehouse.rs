@@ -166,6 +166,55 @@ pub enum Db {
     Sqlite(sqlx::SqlitePool),
 }
 
+/// One `--warehouse` value: `URL`, or `URL#schema=S&name=N` to say which schema its tables
+/// are in (otherwise `--warehouse-schema`) and what the report calls it (otherwise
+/// `warehouseN`). The part after the last `#` never reaches the database driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub url: String,
+    pub schema: Option<String>,
+    pub name: Option<String>,
+}
+
+/// Parses a `--warehouse` value. Errors name the part after `#` only, never the URL (it
+/// may hold a password).
+pub fn parse_spec(value: &str) -> std::result::Result<Spec, String> {
+    let Some((url, fragment)) = value.rsplit_once('#') else {
+        return Ok(Spec {
+            url: value.to_string(),
+            schema: None,
+            name: None,
+        });
+    };
+    let mut spec = Spec {
+        url: url.to_string(),
+        schema: None,
+        name: None,
+    };
+    for pair in fragment.split('&') {
+        let Some((key, val)) = pair.split_once('=').filter(|(_, v)| !v.is_empty()) else {
+            return Err(format!(
+                "`{pair}` after `#` in a --warehouse value is not KEY=VALUE (schema=…, name=…)"
+            ));
+        };
+        let slot = match key {
+            "schema" => &mut spec.schema,
+            "name" => &mut spec.name,
+            other => {
+                return Err(format!(
+                    "unknown key `{other}` after `#` in a --warehouse value (known: schema, name)"
+                ));
+            }
+        };
+        if slot.replace(val.to_string()).is_some() {
+            return Err(format!(
+                "`{key}` is given twice after `#` in a --warehouse value"
+            ));
+        }
+    }
+    Ok(spec)
+}
+
 /// Connects to `postgres://…` or `sqlite://…`.
 pub async fn open(url: &str) -> Result<Db> {
     if url.starts_with("sqlite:") {
@@ -469,4 +518,31 @@ pub async fn keyed_rows(
         out.push((k, h));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod spec_tests {
+    #[test]
+    fn warehouse_values_take_a_schema_and_a_name_after_the_last_hash() {
+        let plain = super::parse_spec("postgres://u:p@h/db").unwrap();
+        assert_eq!(plain.url, "postgres://u:p@h/db");
+        assert_eq!((plain.schema, plain.name), (None, None));
+        let full = super::parse_spec("postgres://u:p%23x@h/db#schema=finance&name=fin").unwrap();
+        assert_eq!(full.url, "postgres://u:p%23x@h/db");
+        assert_eq!(full.schema.as_deref(), Some("finance"));
+        assert_eq!(full.name.as_deref(), Some("fin"));
+        for (bad, says) in [
+            ("sqlite:///w.db#schema", "not KEY=VALUE"),
+            ("sqlite:///w.db#schema=", "not KEY=VALUE"),
+            ("sqlite:///w.db#table=x", "unknown key `table`"),
+            ("sqlite:///w.db#schema=a&schema=b", "given twice"),
+        ] {
+            let err = super::parse_spec(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+            assert!(
+                !err.contains("sqlite:///"),
+                "the URL must not be in the error: {err}"
+            );
+        }
+    }
 }
