@@ -37,8 +37,10 @@ fmt:
 
 ## bench: throughput and latency benchmarks, each reported as a ratio against a baseline in the
 ## same run (BENCH_SECONDS=N sets the measuring time per side, 5 s by default); starts the stack
+## and installs the Python baselines (DuckDB, confluent-kafka)
 bench:
 	$(STACK) up
+	python3 -m pip install -q --disable-pip-version-check -r integration-tests/python/requirements.txt
 	cargo bench -p onepipe-registry --bench get_schema
 	@eval "$$($(STACK) env)"; cargo bench -p onepipe-integration-tests --bench http_producer
 	@eval "$$($(STACK) env)"; cargo bench -p onepipe-copycat --bench archive
