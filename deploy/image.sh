@@ -114,6 +114,9 @@ build() {
     rootfs "$prebuilt" "$ctx/rootfs"
     "$rt" build -q -f "$root/deploy/Dockerfile" --build-arg BINARIES=prebuilt --target runtime \
       -t "$tag" "$ctx" >/dev/null
+    # Each build leaves the images of its stages, and untags the image it replaced, each a
+    # copy of the binaries: pruned here (dangling images only: untagged and unused).
+    "$rt" image prune -f >/dev/null
   else
     "$rt" build -f "$root/deploy/Dockerfile" -t "$tag" "$root"
   fi

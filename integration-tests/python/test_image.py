@@ -160,9 +160,10 @@ class Cluster:
     def start(self, obj):
         """Starts a Deployment's pod, waits for its readiness probe; returns the admin URL."""
         name = f"it-{obj['metadata']['name']}-{uuid.uuid4().hex[:6]}"
+        # Removed at the end even when it fails to start (podman keeps it as Created).
+        self.started.append(name)
         run = subprocess.run(self.command(obj, name, detach=True), capture_output=True, text=True)
         assert run.returncode == 0, f"{name} did not start: {run.stderr}"
-        self.started.append(name)
         (container,) = pod_spec(obj)["containers"]
         probe = container["readinessProbe"]["httpGet"]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -182,8 +183,12 @@ class Cluster:
 
     def run_job(self, obj, timeout=300):
         name = f"it-{obj['metadata']['name']}-{uuid.uuid4().hex[:6]}"
-        return subprocess.run(self.command(obj, name, detach=False), capture_output=True,
-                              text=True, timeout=timeout)
+        try:
+            return subprocess.run(self.command(obj, name, detach=False), capture_output=True,
+                                  text=True, timeout=timeout)
+        finally:
+            # --rm removes it after it ran; not when it could not be started or timed out.
+            subprocess.run([self.rt, "rm", "-f", "-t", "5", name], capture_output=True)
 
     def logs(self, name):
         out = subprocess.run([self.rt, "logs", "--tail", "40", name], capture_output=True, text=True)
