@@ -161,6 +161,10 @@ group.initial.rebalance.delay.ms=0
 # The log cleaner looks for topics to compact every half second (default 15 s), so tests of
 # compacted topics do not wait.
 log.cleaner.backoff.ms=500
+# Keep every record: tests produce records with fixed dates, which fall out of the default
+# 7-day retention as the calendar moves on, and Kafka would then delete them in the middle of
+# a test. Tests of retention set it per topic or move the log start offset themselves.
+log.retention.ms=-1
 EOF
   cat >"$dir/log4j2.properties" <<'EOF'
 status = warn
