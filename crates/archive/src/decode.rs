@@ -247,6 +247,67 @@ fn decode_file<S: Sink>(
     Ok(out)
 }
 
+/// Records read straight from Kafka (not from raw files), decoded in their order.
+pub struct DecodedRecords {
+    /// One clean row per decoded record, in the order given ([`target_schema`]).
+    pub batch: RecordBatch,
+    /// The date of each row ([`partition_date`]).
+    pub dates: Vec<NaiveDate>,
+    /// Records that could not be decoded, tombstones included (`Error::Tombstone`).
+    pub rejects: Vec<Reject>,
+}
+
+/// Decodes Kafka records as copydog decodes raw ones: the same writer-schema lookup,
+/// resolution into the reader's schema, range checks and date rule. `writers` holds the
+/// writer schemas the records name (an id missing from it rejects its records as
+/// unknown). CPU-heavy: call it on a blocking thread.
+pub fn decode_records(
+    reader: &Reader,
+    records: Vec<crate::raw::RawRecord>,
+    writers: &HashMap<u32, Arc<Avro>>,
+) -> Result<DecodedRecords> {
+    let mapper = Mapper::new(&reader.schema);
+    let mut decoders: HashMap<u32, Decoder<'_>> = HashMap::new();
+    let mut values = Vec::with_capacity(records.len());
+    let mut positions = Vec::with_capacity(records.len());
+    let mut dates = Vec::with_capacity(records.len());
+    let mut rejects = Vec::new();
+    for r in records {
+        let decoded = if ranges::timestamp_in_range(r.timestamp, ranges::Unit::Millis) {
+            decode_one(
+                &r.value,
+                writers,
+                &mut decoders,
+                &reader.schema,
+                reader.schema_id,
+            )
+        } else {
+            Err(Error::KafkaTimestamp(r.timestamp))
+        };
+        match decoded {
+            Ok((value, id)) => {
+                dates.push(partition_date(&mapper, &reader.meta, &value, r.timestamp));
+                values.push(value);
+                positions.push((r.partition, r.offset, r.timestamp, id));
+            }
+            Err(reason) => rejects.push(Reject {
+                partition: r.partition,
+                offset: r.offset,
+                timestamp: r.timestamp,
+                key: r.key,
+                value: r.value,
+                reason: reason.to_string(),
+            }),
+        }
+    }
+    let batch = to_batch(&reader.mapping, &reader.target, &values, &positions)?;
+    Ok(DecodedRecords {
+        batch,
+        dates,
+        rejects,
+    })
+}
+
 /// How often long reads log where they are.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 

@@ -9,6 +9,7 @@
 //! - [`columns`]: Avro schemas and values as Arrow types and columns.
 //! - [`decode`]: raw records decoded into clean rows, and the date rule.
 //! - [`merge`]: the merge strategies (`first_seen`, `max_by`, `vector_clock`) and sort.
+//! - [`rank`]: the merge rule as one sortable value per row, for stores that upsert.
 //! - [`clean`]: reading and writing clean Parquet files.
 //! - [`manifest`]: the numbered, create-only manifests that name a topic's clean files.
 //!
@@ -28,6 +29,7 @@ pub mod error;
 pub mod layout;
 pub mod manifest;
 pub mod merge;
+pub mod rank;
 pub mod raw;
 
 pub use error::{Error, Result};

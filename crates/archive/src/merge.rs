@@ -212,9 +212,9 @@ fn sort_rows(rows: &Rows) -> Vec<u32> {
     keyed.into_iter().map(|(_, i)| i).collect()
 }
 
-type Clock = BTreeMap<String, i64>;
+pub(crate) type Clock = BTreeMap<String, i64>;
 
-fn clocks_of(column: &dyn Array, field: &str) -> Result<Vec<Clock>> {
+pub(crate) fn clocks_of(column: &dyn Array, field: &str) -> Result<Vec<Clock>> {
     let Some(map) = column.as_map_opt() else {
         return Err(Error::NotAClock {
             field: field.to_string(),

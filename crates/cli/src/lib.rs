@@ -238,6 +238,10 @@ pub struct CreateTopic {
     /// Checks the verifier compares: sum:F, min:F, max:F, row_checksum (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub checks: Vec<Check>,
+    /// Tombstones (a key with no value) delete that key in online tables (online-sink);
+    /// without it they are bad records there.
+    #[arg(long)]
+    pub deletes: bool,
     /// Compatibility level of the topic's subject.
     #[arg(long, default_value = "BACKWARD")]
     pub compatibility: Compatibility,
@@ -554,6 +558,7 @@ async fn create_topic(
     meta.partition_time = c.partition_time;
     meta.merge = c.merge;
     meta.checks = c.checks;
+    meta.deletes = c.deletes;
     meta.compatibility = c.compatibility;
     meta.owner = c.owner;
     meta.description = c.description;
@@ -699,6 +704,11 @@ fn describe(m: &TopicMetadata, out: &mut impl Write) -> std::io::Result<()> {
         m.partition_time.as_deref().unwrap_or("(kafka timestamp)")
     )?;
     writeln!(out, "merge           {}", m.merge)?;
+    writeln!(
+        out,
+        "deletes         {}",
+        if m.deletes { "yes" } else { "no" }
+    )?;
     writeln!(out, "checks          {}", checks.join(", "))
 }
 

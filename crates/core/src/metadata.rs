@@ -289,6 +289,10 @@ pub struct TopicMetadata {
     pub merge: MergeStrategy,
     #[serde(default)]
     pub checks: Vec<Check>,
+    /// A tombstone (a key with no value) deletes that key in stores of one row per key
+    /// (online-sink); otherwise tombstones are rejected as bad records.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deletes: bool,
 }
 
 impl TopicMetadata {
@@ -306,6 +310,7 @@ impl TopicMetadata {
             partition_time: None,
             merge: MergeStrategy::default(),
             checks: Vec::new(),
+            deletes: false,
         }
     }
 

@@ -34,6 +34,7 @@ mod convert {
                 partition_time: m.partition_time.clone().unwrap_or_default(),
                 merge: m.merge.to_string(),
                 checks: m.checks.iter().map(ToString::to_string).collect(),
+                deletes: m.deletes,
             }
         }
     }
@@ -61,6 +62,7 @@ mod convert {
             for c in m.checks {
                 out.checks.push(c.parse()?);
             }
+            out.deletes = m.deletes;
             Ok(out)
         }
     }
@@ -75,6 +77,7 @@ mod convert {
             m.merge = "max_by(v)".parse().unwrap();
             m.partition_time = Some("at".into());
             m.checks = vec!["sum(amount)".parse().unwrap()];
+            m.deletes = true;
             let wire = pb::TopicMetadata::from(&m);
             assert_eq!(TopicMetadata::try_from(wire).unwrap(), m);
 

@@ -4,6 +4,7 @@
 //! - [`names`]: table and column names from topic and field names, and their quoting.
 //! - [`types`]: the column of each Avro field and its type in PostgreSQL, SQLite and
 //!   Redshift.
+//! - [`encode`]: clean rows (Arrow) as PostgreSQL `COPY` text or SQLite cells.
 //! - [`error`]: why a schema has no table form.
 //!
 //! ```
@@ -11,6 +12,7 @@
 //! assert_eq!(onepipe_tables::names::quote("order"), "\"order\"");
 //! ```
 
+pub mod encode;
 pub mod error;
 pub mod names;
 pub mod types;

@@ -4,7 +4,6 @@
 //! not also return it as `source()`, so a chain printer (`{:#}`) shows it once;
 //! `transparent` variants are the wrapped error itself.
 
-use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
 use chrono::NaiveDate;
 use parquet::errors::ParquetError;
@@ -36,27 +35,9 @@ pub enum Error {
     /// Rows of a clean file that could not be read or encoded for the warehouse.
     #[error("{path}: {error}")]
     InFile { path: String, error: Box<Error> },
-    #[error("the file has no column {column:?}")]
-    MissingColumn { column: String },
-    #[error("column {column:?} is {found} in the file, expected {expected}: {error}")]
-    ColumnType {
-        column: String,
-        found: DataType,
-        expected: DataType,
-        error: ArrowError,
-    },
-    #[error(
-        "row {row} column {column:?}: the text holds a NUL character, which PostgreSQL cannot \
-         store"
-    )]
-    NulInText { row: usize, column: String },
-    /// A timestamp or date no store can hold (`onepipe_client::ranges`).
-    #[error("row {row} column {column:?}: {message}")]
-    OutOfRange {
-        row: usize,
-        column: String,
-        message: String,
-    },
+    /// Rows that cannot be written to the warehouse as they are.
+    #[error(transparent)]
+    Encode(#[from] onepipe_tables::encode::EncodeError),
     #[error("{0}")]
     Config(String),
     #[error(

@@ -21,7 +21,8 @@
 //! # Ok(()) }
 //! ```
 
-pub mod encode;
+/// Moved to `onepipe_tables::encode` (online-sink writes rows the same way).
+pub use onepipe_tables::encode;
 pub mod error;
 pub mod sql;
 pub mod warehouse;

@@ -469,9 +469,12 @@ fn encode_file(
                     );
                     Ok(Chunk::Copy(full))
                 }
-                Err(e) => Err(in_file(e)),
+                Err(e) => Err(in_file(e.into())),
             },
-            Mode::Rows => encoder.cells(&batch).map(Chunk::Rows).map_err(in_file),
+            Mode::Rows => encoder
+                .cells(&batch)
+                .map(Chunk::Rows)
+                .map_err(|e| in_file(e.into())),
         };
         let failed = chunk.is_err();
         if tx.blocking_send(chunk).is_err() || failed {

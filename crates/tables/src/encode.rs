@@ -1,4 +1,4 @@
-//! Clean Parquet rows into what a warehouse takes: PostgreSQL `COPY` text format, or
+//! Clean rows (Arrow batches) into what a SQL store takes: PostgreSQL `COPY` text format, or
 //! typed cells for SQLite's `INSERT`.
 //!
 //! COPY text format: columns separated by tabs, rows by newlines, NULL as `\N`; in a
@@ -25,10 +25,51 @@ use arrow::datatypes::{
 use base64::Engine as _;
 use chrono::NaiveDate;
 
+use crate::types::{Column, Kind, Shape, Unit};
+use arrow::error::ArrowError;
 use onepipe_client::ranges;
-use onepipe_tables::types::{Column, Kind, Shape, Unit};
 
-use crate::error::{Error, Result};
+/// Why rows cannot be written to a SQL store as they are: each names the column, and the
+/// row within the batch where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("arrow: {0}")]
+    Arrow(#[from] ArrowError),
+    #[error("the file has no column {column:?}")]
+    MissingColumn { column: String },
+    #[error("column {column:?} is {found} in the file, expected {expected}: {error}")]
+    ColumnType {
+        column: String,
+        found: DataType,
+        expected: DataType,
+        error: ArrowError,
+    },
+    #[error(
+        "row {row} column {column:?}: the text holds a NUL character, which PostgreSQL cannot \
+         store"
+    )]
+    NulInText { row: usize, column: String },
+    /// A timestamp or date no store can hold (`onepipe_client::ranges`).
+    #[error("row {row} column {column:?}: {message}")]
+    OutOfRange {
+        row: usize,
+        column: String,
+        message: String,
+    },
+}
+
+impl EncodeError {
+    /// The row of the batch the error is about, when it is about one row.
+    pub fn row(&self) -> Option<usize> {
+        match self {
+            EncodeError::NulInText { row, .. } | EncodeError::OutOfRange { row, .. } => Some(*row),
+            _ => None,
+        }
+    }
+}
+
+type Error = EncodeError;
+type Result<T, E = EncodeError> = std::result::Result<T, E>;
 
 /// A value for SQLite.
 #[derive(Debug, Clone, PartialEq)]
@@ -253,7 +294,8 @@ fn float(v: f64, display: &str, out: &mut String) -> Rendered {
 /// Turns the clean files' batches of one date into warehouse rows.
 pub struct Encoder {
     columns: Vec<Column>,
-    date: String,
+    /// The `_date` written after the columns, or none (when it is one of them).
+    date: Option<String>,
 }
 
 impl Encoder {
@@ -261,7 +303,16 @@ impl Encoder {
     pub fn new(columns: Vec<Column>, date: NaiveDate) -> Self {
         Encoder {
             columns,
-            date: date.format("%Y-%m-%d").to_string(),
+            date: Some(date.format("%Y-%m-%d").to_string()),
+        }
+    }
+
+    /// An encoder of exactly `columns`, nothing added (rows of many dates, whose `_date`
+    /// is a column of the batch).
+    pub fn exactly(columns: Vec<Column>) -> Self {
+        Encoder {
+            columns,
+            date: None,
         }
     }
 
@@ -309,7 +360,13 @@ impl Encoder {
                 }
                 out.push(b'\t');
             }
-            out.extend_from_slice(self.date.as_bytes());
+            match &self.date {
+                Some(date) => out.extend_from_slice(date.as_bytes()),
+                // No `_date` after the last column: its tab goes.
+                None => {
+                    out.pop();
+                }
+            }
             out.push(b'\n');
         }
         Ok(batch.num_rows())
@@ -348,7 +405,9 @@ impl Encoder {
                 };
                 cells.push(cell);
             }
-            cells.push(Cell::Text(self.date.clone()));
+            if let Some(date) = &self.date {
+                cells.push(Cell::Text(date.clone()));
+            }
             rows.push(cells);
         }
         Ok(rows)
