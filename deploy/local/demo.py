@@ -170,6 +170,10 @@ def report(args):
     loaded = dict(con.execute(
         f'SELECT CAST("_date" AS TEXT), count(*) FROM "{table}" GROUP BY 1').fetchall())
     loaded = {k[:10]: v for k, v in loaded.items()}
+    online_con = sqlite3.connect(args.online)
+    online = dict(online_con.execute(
+        f'SELECT CAST("_date" AS TEXT), count(*) FROM "{table}" GROUP BY 1').fetchall())
+    online = {k[:10]: v for k, v in online.items()}
     print()
     print("=" * 78)
     print(f"onepipe demo report — dataset {args.topic}")
@@ -180,16 +184,20 @@ def report(args):
     print(f"records archived by copycat        {args.archived:>10}")
     print(f"manifest                           {manifest.get('number', '-'):>10}")
     print()
-    print(f"{'date':<12}{'expected':>10}{'clean':>10}{'warehouse':>11}  sum(duration_ms) expected/clean")
+    print(f"{'date':<12}{'expected':>10}{'clean':>10}{'warehouse':>11}{'online':>9}"
+          "  sum(duration_ms) expected/clean")
     ok = True
-    for d in sorted(set(state["expected"]) | set(manifest["dates"]) | set(loaded)):
+    for d in sorted(set(state["expected"]) | set(manifest["dates"]) | set(loaded) | set(online)):
         exp_rows, exp_sum = state["expected"].get(d, (0, 0))
         entry = manifest["dates"].get(d, {})
         rows = entry.get("rows", 0)
         wh = loaded.get(d, 0)
         s = entry.get("checks", {}).get("sum(duration_ms)", "-")
-        ok &= exp_rows == rows == wh and exp_sum == s
-        print(f"{d:<12}{exp_rows:>10}{rows:>10}{wh:>11}  {exp_sum} / {s}")
+        on = online.get(d, 0)
+        # Every view's versions share its day, so the online table (one row per view,
+        # whatever the day) holds each day's expected rows too.
+        ok &= exp_rows == rows == wh == on and exp_sum == s
+        print(f"{d:<12}{exp_rows:>10}{rows:>10}{wh:>11}{on:>9}  {exp_sum} / {s}")
     verdict = {0: "all stores agree", 1: "MISMATCH", 2: "could not check"}.get(args.verifier_exit, "?")
     print()
     print(f"verifier verdict: {verdict} (exit {args.verifier_exit})")
@@ -198,6 +206,7 @@ def report(args):
     print("where things are:")
     print(f"  archive    {args.archive_path}  (raw/ byte-exact, clean/ deduplicated)")
     print(f"  warehouse  {args.warehouse}")
+    print(f"  online     {args.online}  (online-sink: one row per view, seconds behind Kafka)")
     print(f"  logs       {args.logs}")
     print("explore:")
     print(f"  sqlite3 {args.warehouse} 'SELECT \"_date\", count(*) FROM \"{table}\" GROUP BY 1'")
@@ -224,6 +233,7 @@ def main():
     b.add_argument("--state", required=True)
     b.add_argument("--archive", required=True)
     b.add_argument("--warehouse", required=True)
+    b.add_argument("--online", required=True)
     b.add_argument("--archived", type=int, required=True)
     b.add_argument("--verifier-exit", type=int, required=True)
     b.add_argument("--logs", required=True)

@@ -6,13 +6,14 @@
 # Starts Apache Kafka (deploy/local/stack.sh up kafka), then the registry on SQLite,
 # http-producer, copycat on a local-folder archive; sends a realistic page-view stream
 # (deploy/local/demo.py); lets copycat archive it, runs copydog, loads a SQLite
-# warehouse with warehouse-loader, runs the verifier and prints a report. Then keeps the
+# warehouse with warehouse-loader, runs the verifier and prints a report; online-sink keeps
+# an online SQLite table of one row per view, seconds behind Kafka. Then keeps the
 # services running until Ctrl-C, or stops them at once with --once. Everything is under
-# DIR (default ./.onepipe): registry.db, archive/, warehouse.db, logs/.
+# DIR (default ./.onepipe): registry.db, archive/, warehouse.db, online.db, logs/.
 #
 # Binaries come from $CARGO_TARGET_DIR/fast (`make run` builds them with the `fast`
 # profile first), or from $ONEPIPE_BIN. Ports: registry 8090-8092, http-producer
-# 8093-8094, copycat 8096, warehouse-loader 8098.
+# 8093-8094, online-sink 8095, copycat 8096, warehouse-loader 8098.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 bin=${ONEPIPE_BIN:-${CARGO_TARGET_DIR:-$root/target}/fast}
-for b in registry http-producer copycat copydog warehouse-loader verifier onepipe; do
+for b in registry http-producer copycat copydog warehouse-loader verifier online-sink onepipe; do
   [ -x "$bin/$b" ] || { echo "run: $bin/$b missing: build with cargo build --profile fast --bins (make run does)" >&2; exit 2; }
 done
 
@@ -38,11 +39,13 @@ step() { printf '\n== %s\n' "$*"; }
 mkdir -p "$data"
 data=$(cd "$data" && pwd)
 # A fresh demo each time: new folder contents and a new topic name.
-rm -rf "$data/archive" "$data/warehouse.db" "$data/registry.db" "$data/logs" "$data/demo-state.json"*
+rm -rf "$data/archive" "$data/warehouse.db" "$data/online.db" "$data/registry.db" "$data/logs" \
+  "$data/demo-state.json"*
 mkdir -p "$data/logs" "$data/archive"
 topic=page_views_$(date +%s)
 archive=file://$data/archive
 warehouse=sqlite://$data/warehouse.db
+online=sqlite://$data/online.db
 registry=http://127.0.0.1:8090
 
 step "starting Apache Kafka (first use fetches its jars from Maven Central)"
@@ -106,6 +109,9 @@ EOF
 start copycat --registry "$registry" --object-store "$archive" --topics "^${topic}\$" \
   --idle-flush 2s --admin-listen 127.0.0.1:8096
 wait_ready copycat http://127.0.0.1:8096/readyz
+start online-sink --registry "$registry" --kafka-bootstrap "$ONEPIPE_KAFKA_BOOTSTRAP" \
+  --database "$online" --datasets "$topic" --admin-listen 127.0.0.1:8095
+wait_ready online-sink http://127.0.0.1:8095/readyz
 
 step "sending about $events page views through http-producer"
 python3 "$root/deploy/local/demo.py" produce --api http://127.0.0.1:8093 --topic "$topic" \
@@ -123,6 +129,17 @@ done
 echo
 [ "$archived" -ge "$accepted" ] || { echo "run: copycat did not archive everything; see logs/copycat.log" >&2; exit 1; }
 
+step "online-sink applies every record to the online table ($data/online.db)"
+applied=0
+for i in $(seq 1 240); do
+  applied=$(metric http://127.0.0.1:8095 onepipe_online_records_total)
+  printf '\r   %s of %s records applied' "$applied" "$accepted"
+  [ "$applied" -ge "$accepted" ] && break
+  sleep 0.5
+done
+echo
+[ "$applied" -ge "$accepted" ] || { echo "run: online-sink did not apply everything; see logs/online-sink.log" >&2; exit 1; }
+
 step "copydog: deduplicate, sort and commit the clean archive"
 "$bin/copydog" --registry "$registry" --object-store "$archive" run --topic "$topic" 2>&1 \
   | grep -v '^{' || true
@@ -138,7 +155,8 @@ set +e
   | tail -n 25
 verdict=${PIPESTATUS[0]}
 python3 "$root/deploy/local/demo.py" report --topic "$topic" --state "$data/demo-state.json" \
-  --archive "$data/archive" --warehouse "$data/warehouse.db" --archived "$archived" \
+  --archive "$data/archive" --warehouse "$data/warehouse.db" --online "$data/online.db" \
+  --archived "$archived" \
   --verifier-exit "$verdict" --logs "$data/logs" --onepipe "$bin/onepipe" --verifier "$bin/verifier"
 report=$?
 set -e
@@ -149,7 +167,7 @@ fi
 start warehouse-loader --registry "$registry" --object-store "$archive" --database "$warehouse" \
   --datasets "$topic" --admin-listen 127.0.0.1:8098 --poll-interval 5s
 echo
-echo "The services keep running (registry :8090, http-producer :8093, copycat, warehouse-loader)."
+echo "The services keep running (registry :8090, http-producer :8093, copycat, online-sink, warehouse-loader)."
 echo "Send more with: curl -s localhost:8093/v1/topics/$topic/records -H 'content-type: application/json' -d '{\"records\": [...]}'"
 echo "Ctrl-C stops everything this script started."
 wait

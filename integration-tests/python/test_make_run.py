@@ -1,7 +1,7 @@
 """The full flow of `make run`, on the binaries of this build: deploy/local/run.sh --once
 registers a dataset, sends a stream with duplicates, out-of-order versions, a refused
 batch, a schema evolution and late events through http-producer; copycat, copydog,
-warehouse-loader (SQLite) and the verifier run; the report must match what the demo
+warehouse-loader (SQLite), online-sink (SQLite) and the verifier run; the report must match what the demo
 computed from what it sent, and the verifier must find every store in agreement."""
 
 import os
@@ -26,3 +26,5 @@ def test_make_run_once_reports_agreement():
         assert "expected = computed by the demo from what it sent: match" in out, out[-4000:]
         assert "HTTP 422" in out
         assert (pathlib.Path(data) / "warehouse.db").exists()
+        assert (pathlib.Path(data) / "online.db").exists()
+        assert "records applied" in out

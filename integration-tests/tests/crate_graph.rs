@@ -72,6 +72,7 @@ fn no_crate_depends_on_a_service() {
         "onepipe-copydog",
         "onepipe-warehouse-loader",
         "onepipe-verifier",
+        "onepipe-online-sink",
         "onepipe-cli",
     ] {
         assert!(
