@@ -23,7 +23,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BINARIES=(registry http-producer copycat copydog warehouse-loader verifier onepipe)
+BINARIES=(registry http-producer copycat copydog warehouse-loader verifier online-sink onepipe)
 UID_GID=10001
 
 die() { echo "image: $*" >&2; exit 1; }

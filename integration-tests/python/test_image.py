@@ -6,7 +6,7 @@ local stack, and every workload is started from the image with podman (or docker
 its rendered pod spec says: the command and args, the env from the ConfigMaps and Secrets it
 references, uid 10001, a read-only root filesystem with emptyDir volumes as tmpfs, all
 capabilities dropped; host network in place of Services. The Deployments (registry,
-http-producer, copycat, warehouse-loader, verifier serve) must become ready on their readiness
+http-producer, copycat, warehouse-loader, online-sink, verifier serve) must become ready on their readiness
 probe; the CronJobs (copydog, copydog vacuum, verifier check) run once each, as a Job made from
 them would. Records go in through http-producer; the verifier's check, from the image, must
 find Kafka, the raw archive, the clean archive and the warehouse in agreement.
@@ -246,7 +246,7 @@ def test_image_is_non_root_without_shell_or_compiler(image):
     finally:
         subprocess.run([rt, "rm", "-f", name], capture_output=True)
     for binary_name in ("registry", "http-producer", "copycat", "copydog", "warehouse-loader",
-                        "verifier", "onepipe"):
+                        "verifier", "online-sink", "onepipe"):
         assert binary_name in files, f"{binary_name} is not in the image"
     for tool in ("sh", "bash", "cc", "gcc", "ld", "rustc", "cargo", "apt", "dpkg"):
         assert tool not in files, f"the image holds {tool}"
@@ -273,7 +273,7 @@ def test_pipeline_from_the_image_as_the_chart_runs_it(image):
     psql(pg, f"CREATE DATABASE {db}")
     db_url = pg.rsplit("/", 1)[0] + "/" + db
     ports = {k: free_port() for k in ("grpc", "rest", "radmin", "http", "hadmin", "cadmin",
-                                      "dadmin", "wadmin", "vadmin")}
+                                      "dadmin", "wadmin", "vadmin", "oadmin")}
     values = {
         "kafka": {"bootstrap": bootstrap},
         "registryUrl": f"http://127.0.0.1:{ports['grpc']}",
@@ -292,6 +292,8 @@ def test_pipeline_from_the_image_as_the_chart_runs_it(image):
         "warehouseLoader": {"adminPort": ports["wadmin"], "env": {"ONEPIPE_POLL_INTERVAL": "1s"},
                             "warehouses": [{"name": "pg", "datasets": [topic], "schema": "wh",
                                             "database": {"url": db_url}}]},
+        "onlineSink": {"enabled": True, "datasets": [topic], "schema": "online", "hpa": {"enabled": False},
+                       "adminPort": ports["oadmin"], "database": {"url": db_url}},
         "verifier": {"adminPort": ports["vadmin"], "check": {"dataset": topic},
                      "serve": {"enabled": True}},
     }
@@ -303,7 +305,7 @@ def test_pipeline_from_the_image_as_the_chart_runs_it(image):
             component = obj["metadata"]["labels"]["app.kubernetes.io/component"]
             by_component.setdefault(component, []).append(obj)
     assert {"registry", "http-producer", "copycat", "copydog", "copydog-vacuum", "warehouse-loader",
-            "verifier", "verifier-serve"} <= set(by_component), sorted(by_component)
+            "verifier", "verifier-serve", "online-sink"} <= set(by_component), sorted(by_component)
     try:
         cluster.start(by_component["registry"][0])
         cluster.start(by_component["http-producer"][0])
@@ -332,6 +334,7 @@ def test_pipeline_from_the_image_as_the_chart_runs_it(image):
         copycat = cluster.start(by_component["copycat"][0])
         for deployment in by_component["warehouse-loader"]:
             cluster.start(deployment)
+        cluster.start(by_component["online-sink"][0])
 
         # 3000 versions of 2000 keys over two days; every key's last version wins.
         base = 1_790_000_000_000
@@ -351,6 +354,17 @@ def test_pipeline_from_the_image_as_the_chart_runs_it(image):
         while metric(copycat, "onepipe_copycat_records_archived_total") < RECORDS:
             assert time.time() < deadline, "copycat in the image did not archive every record"
             time.sleep(1)
+
+        # online-sink in the image: one row per key, the last version of each.
+        deadline = time.time() + 120
+        online = f"online.{topic}"
+        while True:
+            exists = psql(db_url, f"SELECT to_regclass('{online}') IS NOT NULL")
+            if exists == "t" and psql(db_url, f"SELECT count(*) FROM {online}") == "2000":
+                break
+            assert time.time() < deadline, "online-sink in the image did not apply every record"
+            time.sleep(1)
+        assert psql(db_url, f"SELECT min(version) FROM {online}") == str(RECORDS - 2000)
 
         merge = cluster.run_job(by_component["copydog"][0])
         assert merge.returncode == 0, f"copydog job failed:\n{merge.stdout}\n{merge.stderr[-3000:]}"
