@@ -263,7 +263,7 @@ pub struct DecodedRecords {
 /// unknown). CPU-heavy: call it on a blocking thread.
 pub fn decode_records(
     reader: &Reader,
-    records: Vec<crate::raw::RawRecord>,
+    records: &[crate::raw::RawRecord],
     writers: &HashMap<u32, Arc<Avro>>,
 ) -> Result<DecodedRecords> {
     let mapper = Mapper::new(&reader.schema);
@@ -294,8 +294,8 @@ pub fn decode_records(
                 partition: r.partition,
                 offset: r.offset,
                 timestamp: r.timestamp,
-                key: r.key,
-                value: r.value,
+                key: r.key.clone(),
+                value: r.value.clone(),
                 reason: reason.to_string(),
             }),
         }

@@ -82,11 +82,10 @@ pub fn prepare(shape: &Shape, records: Vec<RawRecord>) -> Result<Prepared> {
     let mut deletes: Vec<Delete> = Vec::new();
     // The offset of the last tombstone of each Kafka key in this batch.
     let mut deleted_at: HashMap<Vec<u8>, i64> = HashMap::new();
-    let mut keys_by_offset: HashMap<i64, Option<Vec<u8>>> = HashMap::new();
+    // Records with a value, in offset order (found again by offset, binary search).
     let mut values = Vec::with_capacity(records.len());
     for r in records {
         if r.value.is_some() {
-            keys_by_offset.insert(r.offset, r.key.clone());
             values.push(r);
             continue;
         }
@@ -116,8 +115,13 @@ pub fn prepare(shape: &Shape, records: Vec<RawRecord>) -> Result<Prepared> {
             dead.push(DeadLetter { record: r, reason });
         }
     }
-    let by_offset: HashMap<i64, RawRecord> = values.iter().map(|r| (r.offset, r.clone())).collect();
-    let decoded = decode_records(&shape.reader, values, &shape.writers)?;
+    let record_at = |offset: i64| {
+        values
+            .binary_search_by_key(&offset, |r| r.offset)
+            .ok()
+            .map(|i| &values[i])
+    };
+    let decoded = decode_records(&shape.reader, &values, &shape.writers)?;
     for reject in decoded.rejects {
         let record = RawRecord {
             partition: reject.partition,
@@ -134,10 +138,11 @@ pub fn prepare(shape: &Shape, records: Vec<RawRecord>) -> Result<Prepared> {
     }
     let mut batch = with_date(&decoded.batch, &decoded.dates)?;
     loop {
-        let winners = winners(&batch, meta, &deleted_at, &keys_by_offset)?;
-        let chosen = take_record_batch(&batch, &UInt32Array::from(winners))?;
-        let ranks = rank::ranks(&chosen, meta)?;
-        let full = append(&chosen, RANK, Arc::new(ranks))?;
+        let ranks = rank::ranks(&batch, meta)?;
+        let winners = UInt32Array::from(winners(&batch, &ranks, meta, &deleted_at, &record_at)?);
+        let chosen = take_record_batch(&batch, &winners)?;
+        let chosen_ranks = arrow::compute::take(&ranks, &winners, None)?;
+        let full = append(&chosen, RANK, chosen_ranks)?;
         let encoder = Encoder::exactly(shape.columns.clone());
         let encoded = match shape.dialect {
             Dialect::Sqlite => encoder.cells(&full).map(Rows::Cells),
@@ -163,7 +168,7 @@ pub fn prepare(shape: &Shape, records: Vec<RawRecord>) -> Result<Prepared> {
                     return Err(e.into());
                 };
                 let offset = offset_at(&full, row);
-                if let Some(record) = by_offset.get(&offset) {
+                if let Some(record) = record_at(offset) {
                     dead.push(DeadLetter {
                         record: record.clone(),
                         reason: e.to_string(),
@@ -188,21 +193,21 @@ fn offset_at(batch: &RecordBatch, row: usize) -> i64 {
 
 /// The rows that win per key: the highest rank among the versions after the key's last
 /// tombstone in this batch.
-fn winners(
+fn winners<'r>(
     batch: &RecordBatch,
+    ranks: &arrow::array::BinaryArray,
     meta: &onepipe_core::metadata::TopicMetadata,
     deleted_at: &HashMap<Vec<u8>, i64>,
-    keys_by_offset: &HashMap<i64, Option<Vec<u8>>>,
+    record_at: &impl Fn(i64) -> Option<&'r RawRecord>,
 ) -> Result<Vec<u32>> {
     if batch.num_rows() == 0 {
         return Ok(Vec::new());
     }
     let keys = merge::key_rows(batch, meta)?;
-    let ranks = rank::ranks(batch, meta)?;
     let mut best: HashMap<&[u8], usize> = HashMap::new();
     for (i, key) in keys.iter().enumerate() {
         let offset = offset_at(batch, i);
-        if let Some(Some(kafka_key)) = keys_by_offset.get(&offset)
+        if let Some(kafka_key) = record_at(offset).and_then(|r| r.key.as_ref())
             && deleted_at.get(kafka_key).is_some_and(|t| *t > offset)
         {
             continue;
