@@ -213,7 +213,8 @@ def report(args):
     print(f"  {args.onepipe} topic describe {args.topic}")
     print(f"  {args.onepipe} archive check --topic {args.topic} --object-store file://{args.archive_path}")
     print(f"  {args.verifier} --object-store file://{args.archive_path} "
-          f"--warehouse sqlite://{args.warehouse} check --dataset {args.topic}")
+          f"--warehouse sqlite://{args.warehouse} --online sqlite://{args.online} "
+          f"check --dataset {args.topic}")
     return 0 if ok and args.verifier_exit == 0 else 1
 
 

@@ -148,10 +148,10 @@ step "warehouse-loader: load the SQLite warehouse ($data/warehouse.db)"
 "$bin/warehouse-loader" --registry "$registry" --object-store "$archive" --database "$warehouse" \
   --datasets "$topic" --once --admin-listen 127.0.0.1:0 2>&1 | grep -v '^{' || true
 
-step "verifier: do the raw archive, the clean archive and the warehouse agree?"
+step "verifier: do the raw archive, the clean archive, the warehouse and the online table agree?"
 set +e
 "$bin/verifier" --registry "$registry" --object-store "$archive" --warehouse "$warehouse" \
-  --kafka-bootstrap "$ONEPIPE_KAFKA_BOOTSTRAP" --lag-window 2s check --dataset "$topic" 2>/dev/null \
+  --online "$online" --kafka-bootstrap "$ONEPIPE_KAFKA_BOOTSTRAP" --lag-window 2s check --dataset "$topic" 2>/dev/null \
   | tail -n 25
 verdict=${PIPESTATUS[0]}
 python3 "$root/deploy/local/demo.py" report --topic "$topic" --state "$data/demo-state.json" \

@@ -13,7 +13,7 @@ use onepipe_tables::types::{Column, DATE, Dialect, Kind, OFFSET, PARTITION};
 /// The column holding each row's merge rank.
 pub const RANK: &str = "_onepipe_rank";
 /// The table of applied positions: one row per consumer group, topic and partition.
-pub const OFFSETS_TABLE: &str = "_onepipe_offsets";
+pub const OFFSETS_TABLE: &str = onepipe_tables::names::ONLINE_OFFSETS_TABLE;
 
 /// One dataset's online table.
 #[derive(Debug, Clone, PartialEq)]

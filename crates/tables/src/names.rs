@@ -8,6 +8,12 @@
 //! at 63 bytes; a longer name keeps its first 54 characters and gets `_` and 8 hex digits
 //! of a hash of the whole name, so two long names stay apart and the cut is stable.
 
+/// online-sink's table of applied positions, one row per consumer group, topic and
+/// partition: `(group_id text, topic text, "partition" integer, next_offset bigint)`,
+/// updated in the same transaction as the rows (the verifier reads it to know how far an
+/// online table goes).
+pub const ONLINE_OFFSETS_TABLE: &str = "_onepipe_offsets";
+
 /// The most bytes PostgreSQL keeps of an identifier.
 pub const MAX_IDENTIFIER: usize = 63;
 

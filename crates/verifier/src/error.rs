@@ -108,6 +108,9 @@ pub enum Error {
     Verdicts { path: String, reason: String },
     #[error("clean file {path}: {reason}")]
     Clean { path: String, reason: String },
+    /// An online table cannot be checked (`reason` says why).
+    #[error("{reason}")]
+    Online { reason: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -36,10 +36,10 @@ use apache_avro::Schema as Avro;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryBuilder, Int32Array, Int64Array, RecordBatch,
+    Array, ArrayRef, AsArray, BinaryBuilder, Date32Array, Int32Array, Int64Array, RecordBatch,
     TimestampMillisecondArray,
 };
-use arrow::datatypes::{DataType, Int32Type, Int64Type, SchemaRef};
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, SchemaRef};
 use chrono::NaiveDate;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::FairSpillPool;
@@ -212,6 +212,7 @@ impl ExpectedView {
                 .part_bytes
                 .unwrap_or(options.memory_limit as u64 / 16)
                 .max(1),
+            online: None,
         };
         Ok(ExpectedView {
             meta: t.metadata.clone(),
@@ -219,6 +220,124 @@ impl ExpectedView {
             dir,
             decoder: Some(decoder),
         })
+    }
+
+    /// An empty view for the online check: every decoded row in one folder with its date
+    /// as a column ([`ONLINE_DATE_COLUMN`]), and the last tombstone of each Kafka key
+    /// kept (when the topic's metadata allows deletes). Read with
+    /// [`online_for_each`](Self::online_for_each).
+    pub async fn new_online(
+        registry: &SchemaRegistry,
+        topic: &str,
+        options: &Options,
+    ) -> Result<ExpectedView> {
+        let mut view = ExpectedView::new(registry, topic, options).await?;
+        if let Some(d) = view.decoder.as_mut() {
+            d.online = Some(OnlineRows::default());
+        }
+        Ok(view)
+    }
+
+    /// The online view's tombstones: per Kafka key, the position of its last one.
+    pub fn tombstones(&self) -> impl Iterator<Item = (&[u8], (i32, i64))> {
+        self.decoder
+            .iter()
+            .filter_map(|d| d.online.as_ref())
+            .flat_map(|o| o.tombstones.iter().map(|(k, at)| (k.as_slice(), *at)))
+    }
+
+    /// Calls `f` with each batch of the online view's winners: per unique key, the merge
+    /// strategy's best version among those after the key's last tombstone (`tombstones`:
+    /// the unique-key columns, typed as the rows', and the tombstone's position as
+    /// [`TOMBSTONE_PARTITION`] and [`TOMBSTONE_OFFSET`], one row per key), whatever the
+    /// versions' dates. Rows keep their date column. A part at a time when split by key
+    /// hash (every version of a key is in one part).
+    pub async fn online_for_each(
+        &self,
+        tombstones: Option<RecordBatch>,
+        mut f: impl FnMut(&RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let what = "the online view's winners";
+        let root = self.dir.0.join(ONLINE_FOLDER);
+        if !root.is_dir() {
+            return Ok(());
+        }
+        let folders = match self.decoder.as_ref().and_then(|d| d.online.as_ref()?.parts) {
+            None => vec![root.clone()],
+            Some(n) => (0..n)
+                .map(|i| parts::part_folder(&root, i))
+                .filter(|p| p.is_dir())
+                .collect(),
+        };
+        for folder in folders {
+            let config = SessionConfig::new()
+                .with_target_partitions(1)
+                .with_batch_size(CHUNK_ROWS)
+                .set_bool(
+                    "datafusion.execution.parquet.schema_force_view_types",
+                    false,
+                );
+            let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+            ctx.register_udf(ScalarUDF::new_from_impl(ClockRank::new()));
+            ctx.register_parquet(
+                "versions",
+                format!("{}/", folder.display()),
+                ParquetReadOptions::default(),
+            )
+            .await
+            .map_err(Error::datafusion(what))?;
+            let columns: Vec<String> = ctx
+                .table("versions")
+                .await
+                .map_err(Error::datafusion(what))?
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| quote(f.name()))
+                .collect();
+            let live = match &tombstones {
+                Some(t) if t.num_rows() > 0 => {
+                    let table = datafusion::datasource::MemTable::try_new(
+                        t.schema(),
+                        vec![vec![t.clone()]],
+                    )
+                    .map_err(Error::datafusion(what))?;
+                    ctx.register_table("tombstones", Arc::new(table))
+                        .map_err(Error::datafusion(what))?;
+                    let on = self
+                        .meta
+                        .unique_key
+                        .iter()
+                        .map(|k| format!("v.{} = t.{}", quote(k), quote(k)))
+                        .collect::<Vec<_>>()
+                        .join(" AND ");
+                    let (p, o) = (quote(PARTITION_COLUMN), quote(OFFSET_COLUMN));
+                    let (tp, to) = (quote(TOMBSTONE_PARTITION), quote(TOMBSTONE_OFFSET));
+                    let picked = columns
+                        .iter()
+                        .map(|c| format!("v.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    format!(
+                        "(SELECT {picked} FROM versions v LEFT JOIN tombstones t ON {on} \
+                         WHERE t.{tp} IS NULL OR v.{p} > t.{tp} OR (v.{p} = t.{tp} AND v.{o} > t.{to})) AS live"
+                    )
+                }
+                _ => "versions".to_string(),
+            };
+            let sql = winners_sql(&self.meta, &live, &columns.join(", "));
+            let mut stream = ctx
+                .sql(&sql)
+                .await
+                .map_err(Error::datafusion(format!("{what}: {sql}")))?
+                .execute_stream()
+                .await
+                .map_err(Error::datafusion(what))?;
+            while let Some(batch) = stream.next().await {
+                f(&batch.map_err(Error::datafusion(what))?)?;
+            }
+        }
+        Ok(())
     }
 
     /// Decodes the records of `files` at or below `watermarks` whose date is in `only`
@@ -643,7 +762,28 @@ struct Decoder {
     parts: BTreeMap<NaiveDate, usize>,
     /// Decoded bytes of a date above which it is split.
     part_bytes: u64,
+    /// The online view ([`ExpectedView::new_online`]): every row in one folder with its
+    /// date as a column, and the tombstones kept.
+    online: Option<OnlineRows>,
 }
+
+/// What the online view keeps besides the rows.
+#[derive(Default)]
+struct OnlineRows {
+    /// Per Kafka key (its bytes), the position of its last tombstone.
+    tombstones: HashMap<Vec<u8>, (i32, i64)>,
+    /// Into how many parts the rows are split (`None`: merged whole).
+    parts: Option<usize>,
+}
+
+/// The folder of the online view's rows.
+const ONLINE_FOLDER: &str = "online";
+/// The position columns of the tombstones table given to
+/// [`ExpectedView::online_for_each`].
+pub const TOMBSTONE_PARTITION: &str = "_onepipe_tombstone_partition";
+pub const TOMBSTONE_OFFSET: &str = "_onepipe_tombstone_offset";
+/// The online view's date column (Date32), after the clean columns.
+pub const ONLINE_DATE_COLUMN: &str = "_date";
 
 /// A raw record that is no clean row by the contract, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -685,10 +825,23 @@ impl Decoder {
                 })?;
             let values = raw_column(&batch, "value", path)?;
             let values = values.as_binary::<i32>();
+            let keys = match self.online {
+                Some(_) if self.meta.deletes => Some(raw_column(&batch, "key", path)?),
+                _ => None,
+            };
             for i in 0..batch.num_rows() {
                 let offset = offsets.value(i);
                 if offset > watermark {
                     continue;
+                }
+                if let (Some(keys), Some(online)) = (&keys, self.online.as_mut())
+                    && values.is_null(i)
+                    && keys.is_valid(i)
+                {
+                    let key = keys.as_binary::<i32>().value(i).to_vec();
+                    let at = (partitions.value(i), offset);
+                    let last = online.tombstones.entry(key).or_insert(at);
+                    *last = (*last).max(at);
                 }
                 let timestamp = timestamps.value(i);
                 let decoded = if !ranges::timestamp_in_range(timestamp, ranges::Unit::Millis) {
@@ -790,6 +943,15 @@ impl Decoder {
     /// Splits each date that has grown beyond `part_bytes` into parts, and the rows newly
     /// decoded into a split date into its parts (blocking).
     fn split_large(&mut self) -> Result<()> {
+        if let Some(online) = self.online.as_mut() {
+            let folder = self.root.join(ONLINE_FOLDER);
+            self.seq += 1;
+            if folder.is_dir() {
+                online.parts =
+                    parts::split(&folder, online.parts, self.part_bytes, &self.meta, self.seq)?;
+            }
+            return Ok(());
+        }
         for date in self.written.keys().copied().collect::<Vec<_>>() {
             let folder = self.root.join(date.to_string());
             let before = self.parts.get(&date).copied();
@@ -837,8 +999,21 @@ impl Decoder {
         columns.push(Arc::new(Int64Array::from_iter_values(
             rows.iter().map(|r| i64::from(r.schema_id)),
         )));
-        let batch = RecordBatch::try_new(self.target.clone(), columns).map_err(|e| convert(&e))?;
-        let folder = self.root.join(date.to_string());
+        let mut schema = self.target.clone();
+        let mut folder = self.root.join(date.to_string());
+        if self.online.is_some() {
+            let days = chrono::Datelike::num_days_from_ce(&date) - UNIX_EPOCH_DAYS_FROM_CE;
+            columns.push(Arc::new(Date32Array::from_value(days, rows.len())));
+            let mut fields = self.target.fields().to_vec();
+            fields.push(Arc::new(Field::new(
+                ONLINE_DATE_COLUMN,
+                DataType::Date32,
+                false,
+            )));
+            schema = Arc::new(arrow::datatypes::Schema::new(fields));
+            folder = self.root.join(ONLINE_FOLDER);
+        }
+        let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| convert(&e))?;
         std::fs::create_dir_all(&folder).map_err(|e| Error::Spill {
             path: folder.display().to_string(),
             error: e,
@@ -849,8 +1024,7 @@ impl Decoder {
             path: path.display().to_string(),
             error: e,
         })?;
-        let mut w =
-            ArrowWriter::try_new(file, self.target.clone(), None).map_err(|e| convert(&e))?;
+        let mut w = ArrowWriter::try_new(file, schema, None).map_err(|e| convert(&e))?;
         w.write(&batch).map_err(|e| convert(&e))?;
         w.close().map_err(|e| convert(&e))?;
         *self.written.entry(date).or_default() += rows.len() as u64;

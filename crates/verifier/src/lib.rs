@@ -27,6 +27,7 @@ pub mod checks;
 pub mod error;
 pub mod expected;
 pub mod lag;
+pub mod online;
 pub mod parts;
 pub mod report;
 pub mod serve;

@@ -12,6 +12,7 @@ use onepipe_core::admin;
 use onepipe_core::units::{parse_bytes, parse_duration};
 use onepipe_verifier::archived::KafkaOptions;
 use onepipe_verifier::lag::LagOptions;
+use onepipe_verifier::online::Online;
 use onepipe_verifier::report::{Round, Stores};
 use onepipe_verifier::verify::Warehouse;
 use onepipe_verifier::{serve, warehouse};
@@ -37,6 +38,14 @@ struct Cli {
     /// the name the report gives it (`URL#schema=finance&name=finance`).
     #[arg(long = "warehouse", env = "ONEPIPE_WAREHOUSES", value_delimiter = ',')]
     warehouses: Vec<String>,
+
+    /// An online database kept by online-sink, `postgres://…` or `sqlite://…` (repeatable):
+    /// its table of each dataset is checked against the merge winners over every date of
+    /// raw/, up to the offsets the sink stored. After `#`: `schema=S` (default
+    /// --warehouse-schema), `name=N` (default `online`, `online2`, …) and `group=G`, the
+    /// sink's consumer group (default onepipe-online-sink).
+    #[arg(long = "online", env = "ONEPIPE_ONLINE", value_delimiter = ',')]
+    online: Vec<String>,
 
     /// The schema the warehouse tables are in (unless a --warehouse value says `#schema=`).
     #[arg(long, env = "ONEPIPE_WAREHOUSE_SCHEMA", default_value = "public")]
@@ -169,10 +178,31 @@ async fn stores(cli: &Cli) -> anyhow::Result<Stores> {
     let mut warehouses = Vec::new();
     for (i, value) in cli.warehouses.iter().enumerate() {
         let spec = warehouse::parse_spec(value).map_err(|e| anyhow::anyhow!("--warehouse: {e}"))?;
+        if spec.group.is_some() {
+            anyhow::bail!("--warehouse: `group=` is for --online values only");
+        }
         warehouses.push(Warehouse {
             name: spec.name.unwrap_or_else(|| format!("warehouse{}", i + 1)),
             db: warehouse::open(&spec.url).await?,
             schema: spec.schema.unwrap_or_else(|| cli.warehouse_schema.clone()),
+        });
+    }
+    let mut online = Vec::new();
+    for (i, value) in cli.online.iter().enumerate() {
+        let spec = warehouse::parse_spec(value).map_err(|e| anyhow::anyhow!("--online: {e}"))?;
+        let default_name = match i {
+            0 => "online".to_string(),
+            _ => format!("online{}", i + 1),
+        };
+        online.push(Online {
+            store: Warehouse {
+                name: spec.name.unwrap_or(default_name),
+                db: warehouse::open(&spec.url).await?,
+                schema: spec.schema.unwrap_or_else(|| cli.warehouse_schema.clone()),
+            },
+            group: spec
+                .group
+                .unwrap_or_else(|| onepipe_verifier::online::DEFAULT_GROUP.to_string()),
         });
     }
     let client_options = &cli.kafka_options.kafka_options;
@@ -191,6 +221,7 @@ async fn stores(cli: &Cli) -> anyhow::Result<Stores> {
         store,
         registry,
         warehouses,
+        online,
         kafka,
         lag,
         expected: onepipe_verifier::expected::Options {

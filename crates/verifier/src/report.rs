@@ -19,6 +19,8 @@ pub struct Stores {
     pub store: Arc<dyn ObjectStore>,
     pub registry: SchemaRegistry,
     pub warehouses: Vec<Warehouse>,
+    /// Online tables (online-sink's), each checked against raw/ up to its stored offsets.
+    pub online: Vec<crate::online::Online>,
     /// Kafka, to check that the raw archive holds every record it has.
     pub kafka: Option<KafkaOptions>,
     /// Kafka and the groups whose lag is reported (none without Kafka).
@@ -205,6 +207,21 @@ pub async fn check_all(
         {
             Ok(r) => reports.push(r),
             Err(e) => errors.push(format!("{d}: {e}")),
+        }
+        for o in &stores.online {
+            match crate::online::check(
+                stores.store.clone(),
+                &stores.registry,
+                d,
+                o,
+                &stores.expected,
+                max_keys,
+            )
+            .await
+            {
+                Ok(r) => reports.push(r),
+                Err(e) => errors.push(format!("{d} in {}: {e}", o.store.name)),
+            }
         }
         if let Some(kafka) = &stores.kafka {
             match archived::check(stores.store.clone(), &stores.registry, d, kafka, max_keys).await

@@ -150,17 +150,7 @@ pub async fn check_dataset_with(
             topic: topic.to_string(),
         });
     };
-    let schema_error = |e: String| Error::Schema {
-        topic: topic.to_string(),
-        reason: e,
-    };
-    let mapping = Mapping::new(&t.latest.schema).map_err(|e| schema_error(e.to_string()))?;
-    let fields: Vec<Field> = mapping
-        .fields()
-        .map_err(|e| schema_error(e.to_string()))?
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
+    let fields = clean_fields(topic, &t.latest.schema)?;
     // Verdicts reached with another newest schema, or without a count of rejected records
     // (an older verifier's), are no base to build on: everything is checked again.
     let prior = if options.full {
@@ -500,6 +490,21 @@ pub async fn check_dataset_with(
         verdicts::save(store.as_ref(), topic, &next).await?;
     }
     Ok(report)
+}
+
+/// The clean columns (the contract's Avro → column mapping) of a topic's newest schema.
+pub(crate) fn clean_fields(topic: &str, schema: &apache_avro::Schema) -> Result<Vec<Field>> {
+    let schema_error = |e: String| Error::Schema {
+        topic: topic.to_string(),
+        reason: e,
+    };
+    let mapping = Mapping::new(schema).map_err(|e| schema_error(e.to_string()))?;
+    Ok(mapping
+        .fields()
+        .map_err(|e| schema_error(e.to_string()))?
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect())
 }
 
 /// The date column of report lines about the whole dataset.
@@ -937,7 +942,7 @@ const BITS_PER_LEVEL: u32 = 4;
 /// Splits the date's rows by ranges of the key hash, compares counts and row-hash sums
 /// per range with the clean archive, recursing into the ranges that differ, and fetches
 /// keys only for small differing ranges (data-diff's bisection).
-async fn drill_down(
+pub(crate) async fn drill_down(
     w: &Warehouse,
     meta: &TopicMetadata,
     fields: &[Field],

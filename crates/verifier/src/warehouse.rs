@@ -174,6 +174,8 @@ pub struct Spec {
     pub url: String,
     pub schema: Option<String>,
     pub name: Option<String>,
+    /// `--online` only: the sink's consumer group.
+    pub group: Option<String>,
 }
 
 /// Parses a `--warehouse` value. Errors name the part after `#` only, never the URL (it
@@ -184,12 +186,14 @@ pub fn parse_spec(value: &str) -> std::result::Result<Spec, String> {
             url: value.to_string(),
             schema: None,
             name: None,
+            group: None,
         });
     };
     let mut spec = Spec {
         url: url.to_string(),
         schema: None,
         name: None,
+        group: None,
     };
     for pair in fragment.split('&') {
         let Some((key, val)) = pair.split_once('=').filter(|(_, v)| !v.is_empty()) else {
@@ -200,9 +204,10 @@ pub fn parse_spec(value: &str) -> std::result::Result<Spec, String> {
         let slot = match key {
             "schema" => &mut spec.schema,
             "name" => &mut spec.name,
+            "group" => &mut spec.group,
             other => {
                 return Err(format!(
-                    "unknown key `{other}` after `#` in a --warehouse value (known: schema, name)"
+                    "unknown key `{other}` after `#` in a --warehouse value (known: schema, name, and group for --online)"
                 ));
             }
         };
