@@ -48,6 +48,7 @@ bench:
 	cargo bench -p onepipe-copydog --bench merge
 	@eval "$$($(STACK) env)"; cargo bench -p onepipe-warehouse-loader --bench load
 	@eval "$$($(STACK) env)"; cargo bench -p onepipe-verifier --bench checks
+	@eval "$$($(STACK) env)"; cargo bench -p onepipe-online-sink --bench freshness
 
 ## stack: start Kafka, PostgreSQL and the S3 server (see deploy/local/stack.sh)
 stack:

@@ -28,3 +28,4 @@ def test_make_run_once_reports_agreement():
         assert (pathlib.Path(data) / "warehouse.db").exists()
         assert (pathlib.Path(data) / "online.db").exists()
         assert "records applied" in out
+        assert "online (expected)" in out, out[-4000:]
