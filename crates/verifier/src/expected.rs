@@ -270,31 +270,9 @@ impl ExpectedView {
                 .collect(),
         };
         for folder in folders {
-            let config = SessionConfig::new()
-                .with_target_partitions(1)
-                .with_batch_size(CHUNK_ROWS)
-                .set_bool(
-                    "datafusion.execution.parquet.schema_force_view_types",
-                    false,
-                );
-            let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
-            ctx.register_udf(ScalarUDF::new_from_impl(ClockRank::new()));
-            ctx.register_parquet(
-                "versions",
-                format!("{}/", folder.display()),
-                ParquetReadOptions::default(),
-            )
-            .await
-            .map_err(Error::datafusion(what))?;
-            let columns: Vec<String> = ctx
-                .table("versions")
-                .await
-                .map_err(Error::datafusion(what))?
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| quote(f.name()))
-                .collect();
+            let (ctx, columns) = self
+                .rows_table(&folder, "versions", CHUNK_ROWS, what)
+                .await?;
             let live = match &tombstones {
                 Some(t) if t.num_rows() > 0 => {
                     let table = datafusion::datasource::MemTable::try_new(
@@ -473,18 +451,17 @@ impl ExpectedView {
         }
     }
 
-    /// The merged rows of the decoded rows in `folder` (of `date`), streamed; `batch`
-    /// rows per batch.
-    async fn merge_folder(
+    /// A DataFusion session on the view's memory pool with the decoded rows in `folder`
+    /// as `table`, and that table's columns, quoted. One partition: the sort gets the whole
+    /// pool. Strings and bytes as the clean archive holds them (Utf8, Binary), not as
+    /// views.
+    async fn rows_table(
         &self,
-        date: NaiveDate,
         folder: &std::path::Path,
+        table: &str,
         batch: usize,
-    ) -> Result<SendableRecordBatchStream> {
-        let what = format!("merging the raw rows of {date}");
-        let table = format!("raw_{}", date.format("%Y%m%d"));
-        // One partition: the sort gets the whole pool. Strings and bytes as the clean
-        // archive holds them (Utf8, Binary), not as views.
+        what: &str,
+    ) -> Result<(SessionContext, Vec<String>)> {
         let config = SessionConfig::new()
             .with_target_partitions(1)
             .with_batch_size(batch)
@@ -495,23 +472,36 @@ impl ExpectedView {
         let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
         ctx.register_udf(ScalarUDF::new_from_impl(ClockRank::new()));
         ctx.register_parquet(
-            table.as_str(),
+            table,
             format!("{}/", folder.display()),
             ParquetReadOptions::default(),
         )
         .await
-        .map_err(Error::datafusion(what.clone()))?;
+        .map_err(Error::datafusion(what))?;
         let columns = ctx
-            .table(table.as_str())
+            .table(table)
             .await
-            .map_err(Error::datafusion(what.clone()))?
+            .map_err(Error::datafusion(what))?
             .schema()
             .fields()
             .iter()
             .map(|f| quote(f.name()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = winners_sql(&self.meta, &table, &columns);
+            .collect();
+        Ok((ctx, columns))
+    }
+
+    /// The merged rows of the decoded rows in `folder` (of `date`), streamed; `batch`
+    /// rows per batch.
+    async fn merge_folder(
+        &self,
+        date: NaiveDate,
+        folder: &std::path::Path,
+        batch: usize,
+    ) -> Result<SendableRecordBatchStream> {
+        let what = format!("merging the raw rows of {date}");
+        let table = format!("raw_{}", date.format("%Y%m%d"));
+        let (ctx, columns) = self.rows_table(folder, &table, batch, &what).await?;
+        let sql = winners_sql(&self.meta, &table, &columns.join(", "));
         let stream = ctx
             .sql(&sql)
             .await
