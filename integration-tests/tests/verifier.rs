@@ -439,6 +439,19 @@ async fn a_damaged_clean_archive_is_caught_and_the_key_named() {
         .map(|k| (k.store.as_str(), k.key.as_str(), k.problem.as_str()))
         .collect();
     assert_eq!(named, [("raw", "v0", "extra")]);
+
+    // A key index too small for the date's keys: named a group of parts at a time.
+    let mut grouped = in_parts();
+    grouped.key_index_bytes = Some(64);
+    let grouped = check_dataset_with(store.clone(), &registry, &topic, &[], &grouped)
+        .await
+        .unwrap();
+    let named: Vec<_> = grouped
+        .keys
+        .iter()
+        .map(|k| (k.store.as_str(), k.key.as_str(), k.problem.as_str()))
+        .collect();
+    assert_eq!(named, [("raw", "v0", "extra")]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -438,13 +438,21 @@ impl ExpectedView {
             .is_some_and(|d| d.written.contains_key(&date))
     }
 
-    /// The folders whose rows are merged by one query each: the date's folder, or its
-    /// parts when it is split.
-    fn merge_folders(&self, date: NaiveDate) -> Vec<PathBuf> {
+    /// How many parts `date` is split into by key hash (a key whose
+    /// [`key_hash`](crate::checks::key_hash) is `h` is in part `h % n`), `None` when it is
+    /// merged whole.
+    pub fn parts(&self, date: NaiveDate) -> Option<usize> {
+        self.decoder.as_ref().and_then(|d| d.parts.get(&date).copied())
+    }
+
+    /// The folders whose rows are merged by one query each: the date's folder, or those of
+    /// its parts `keep` accepts when it is split.
+    fn merge_folders(&self, date: NaiveDate, keep: &impl Fn(usize) -> bool) -> Vec<PathBuf> {
         let folder = self.dir.0.join(date.to_string());
-        match self.decoder.as_ref().and_then(|d| d.parts.get(&date)) {
+        match self.parts(date) {
             None => vec![folder],
-            Some(&n) => (0..n)
+            Some(n) => (0..n)
+                .filter(|i| keep(*i))
                 .map(|i| parts::part_folder(&folder, i))
                 .filter(|p| p.is_dir())
                 .collect(),
@@ -517,6 +525,17 @@ impl ExpectedView {
     pub async fn for_each(
         &self,
         date: NaiveDate,
+        f: impl FnMut(&RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        self.for_each_part(date, |_| true, f).await
+    }
+
+    /// As [`for_each`](Self::for_each), for only the parts `keep` accepts (by index, see
+    /// [`parts`](Self::parts)); a date merged whole is always read.
+    pub async fn for_each_part(
+        &self,
+        date: NaiveDate,
+        keep: impl Fn(usize) -> bool,
         mut f: impl FnMut(&RecordBatch) -> Result<()>,
     ) -> Result<()> {
         // Batches of about 1 MB whatever the width of a row: the merge of spilled sort
@@ -529,7 +548,7 @@ impl ExpectedView {
             .max(1);
         let bytes = parts::folder_bytes(&self.dir.0.join(date.to_string()));
         let batch = (BATCH_BYTES / (bytes / rows).max(1)).clamp(256, CHUNK_ROWS as u64) as usize;
-        for folder in self.merge_folders(date) {
+        for folder in self.merge_folders(date, &keep) {
             let mut stream = self.merge_folder(date, &folder, batch).await?;
             while let Some(batch) = stream.next().await {
                 let batch =

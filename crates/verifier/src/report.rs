@@ -195,6 +195,7 @@ pub async fn check_all(
             max_keys,
             expected: stores.expected.clone(),
             full: stores.full,
+            key_index_bytes: None,
         };
         match check_dataset_with(
             stores.store.clone(),

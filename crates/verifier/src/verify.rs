@@ -89,6 +89,9 @@ pub struct CheckOptions {
     pub expected: expected::Options,
     /// Check every date, not only those changed since the last verdicts.
     pub full: bool,
+    /// Most bytes of the key index that names differing keys; `None`: an eighth of
+    /// `expected.memory_limit`.
+    pub key_index_bytes: Option<u64>,
 }
 
 impl CheckOptions {
@@ -97,6 +100,7 @@ impl CheckOptions {
             max_keys,
             expected: expected::Options::default(),
             full: false,
+            key_index_bytes: None,
         }
     }
 }
@@ -143,6 +147,9 @@ pub async fn check_dataset_with(
     options: &CheckOptions,
 ) -> Result<DatasetReport> {
     let max_keys = options.max_keys;
+    let index_budget = options
+        .key_index_bytes
+        .unwrap_or(options.expected.memory_limit as u64 / 8);
     let t = registry.topic(topic).await?;
     let meta = t.metadata.clone();
     let Some(m) = manifest::latest(store.as_ref(), topic).await? else {
@@ -410,7 +417,17 @@ pub async fn check_dataset_with(
                 spill.to_path_buf(),
             );
             let (found, duplicates) = off_async(async move {
-                raw_differences(&store, entry.as_ref(), &view, day, &meta, &spill, max_keys).await
+                raw_differences(
+                    &store,
+                    entry.as_ref(),
+                    &view,
+                    day,
+                    &meta,
+                    &spill,
+                    max_keys,
+                    index_budget,
+                )
+                .await
             })
             .await?;
             push(RAW, found);
@@ -575,11 +592,20 @@ async fn off_async<T: Send + 'static>(
     tokio::task::spawn_blocking(move || handle.block_on(work)).await?
 }
 
+/// Bytes the key index of [`raw_differences`] takes per key, with the hash table's slack.
+const INDEX_BYTES_PER_KEY: u64 = 64;
+
 /// The keys whose merged raw rows differ from the clean rows of a date (at most `max`),
 /// and the keys the clean archive holds more than once. Memory per key is a key hash and
 /// a row hash (24 bytes), not its text: one pass over the clean files indexes them, one
 /// pass over the merged raw rows names the extra and different keys as it meets them,
 /// and a last pass over the clean files names the keys raw/ lacks.
+///
+/// The index is bounded by `index_budget` bytes whatever the date's size: when the date
+/// is split into parts by key hash and its keys would not fit, the passes run once per
+/// group of parts, each indexing only the clean keys of its group and merging only its
+/// parts (every part is still merged once; the clean files are read once more a group).
+#[allow(clippy::too_many_arguments)]
 async fn raw_differences(
     store: &Arc<dyn ObjectStore>,
     entry: Option<&manifest::DateEntry>,
@@ -588,44 +614,75 @@ async fn raw_differences(
     meta: &TopicMetadata,
     spill: &std::path::Path,
     max: usize,
+    index_budget: u64,
 ) -> Result<(Vec<(String, String)>, Vec<String>)> {
-    let mut index: HashMap<u128, i64, checks::FastHash> = HashMap::default();
-    let mut duplicates = Vec::new();
-    if let Some(entry) = entry {
-        clean_for_each(store.clone(), entry, spill, |b| {
-            checks::for_each_keyed_hash(b, meta, |key, h| {
-                if index.insert(checks::key_hash(key), h).is_some() && duplicates.len() < max {
-                    duplicates.push(key.to_string());
-                }
-            })
-        })
-        .await?;
+    let rows = entry.map_or(0, |e| e.rows);
+    let parts = day.and_then(|d| view.parts(d));
+    let groups = match parts {
+        Some(n) => (rows.saturating_mul(INDEX_BYTES_PER_KEY))
+            .div_ceil(index_budget.max(1))
+            .clamp(1, n as u64) as usize,
+        None => 1,
+    };
+    if groups > 1 {
+        tracing::info!(
+            topic = %meta.topic,
+            date = ?day,
+            groups,
+            "verifier: naming differing keys a group of parts at a time"
+        );
     }
     let mut found: BTreeMap<String, &str> = BTreeMap::new();
-    if let Some(d) = day.filter(|d| view.has(*d)) {
-        view.for_each(d, |b| {
-            checks::for_each_keyed_hash(b, meta, |key, h| {
-                let problem = match index.remove(&checks::key_hash(key)) {
-                    None => "extra",
-                    Some(clean) if clean != h => "different",
-                    Some(_) => return,
-                };
-                if found.len() < max {
-                    found.insert(key.to_string(), problem);
-                }
+    let mut duplicates = Vec::new();
+    for group in 0..groups {
+        if found.len() >= max {
+            break;
+        }
+        // A key's part is its hash modulo the date's parts; a group is every part whose
+        // index is `group` modulo `groups`.
+        let part_in_group = |part: usize| part % groups == group;
+        let key_in_group = |h: u128| parts.is_none_or(|n| part_in_group((h % n as u128) as usize));
+        let mut index: HashMap<u128, i64, checks::FastHash> = HashMap::with_capacity_and_hasher(
+            (rows / groups as u64) as usize,
+            Default::default(),
+        );
+        if let Some(entry) = entry {
+            clean_for_each(store.clone(), entry, spill, |b| {
+                checks::for_each_keyed_hash(b, meta, |key, h| {
+                    let kh = checks::key_hash(key);
+                    if key_in_group(kh) && index.insert(kh, h).is_some() && duplicates.len() < max
+                    {
+                        duplicates.push(key.to_string());
+                    }
+                })
             })
-        })
-        .await?;
-    }
-    if let Some(entry) = entry.filter(|_| !index.is_empty() && found.len() < max) {
-        clean_for_each(store.clone(), entry, spill, |b| {
-            checks::for_each_keyed_hash(b, meta, |key, _| {
-                if found.len() < max && index.contains_key(&checks::key_hash(key)) {
-                    found.insert(key.to_string(), "missing");
-                }
+            .await?;
+        }
+        if let Some(d) = day.filter(|d| view.has(*d)) {
+            view.for_each_part(d, part_in_group, |b| {
+                checks::for_each_keyed_hash(b, meta, |key, h| {
+                    let problem = match index.remove(&checks::key_hash(key)) {
+                        None => "extra",
+                        Some(clean) if clean != h => "different",
+                        Some(_) => return,
+                    };
+                    if found.len() < max {
+                        found.insert(key.to_string(), problem);
+                    }
+                })
             })
-        })
-        .await?;
+            .await?;
+        }
+        if let Some(entry) = entry.filter(|_| !index.is_empty() && found.len() < max) {
+            clean_for_each(store.clone(), entry, spill, |b| {
+                checks::for_each_keyed_hash(b, meta, |key, _| {
+                    if found.len() < max && index.contains_key(&checks::key_hash(key)) {
+                        found.insert(key.to_string(), "missing");
+                    }
+                })
+            })
+            .await?;
+        }
     }
     Ok((
         found.into_iter().map(|(k, p)| (k, p.to_string())).collect(),
