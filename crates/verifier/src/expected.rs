@@ -442,7 +442,9 @@ impl ExpectedView {
     /// [`key_hash`](crate::checks::key_hash) is `h` is in part `h % n`), `None` when it is
     /// merged whole.
     pub fn parts(&self, date: NaiveDate) -> Option<usize> {
-        self.decoder.as_ref().and_then(|d| d.parts.get(&date).copied())
+        self.decoder
+            .as_ref()
+            .and_then(|d| d.parts.get(&date).copied())
     }
 
     /// The folders whose rows are merged by one query each: the date's folder, or those of

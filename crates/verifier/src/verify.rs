@@ -642,16 +642,13 @@ async fn raw_differences(
         // index is `group` modulo `groups`.
         let part_in_group = |part: usize| part % groups == group;
         let key_in_group = |h: u128| parts.is_none_or(|n| part_in_group((h % n as u128) as usize));
-        let mut index: HashMap<u128, i64, checks::FastHash> = HashMap::with_capacity_and_hasher(
-            (rows / groups as u64) as usize,
-            Default::default(),
-        );
+        let mut index: HashMap<u128, i64, checks::FastHash> =
+            HashMap::with_capacity_and_hasher((rows / groups as u64) as usize, Default::default());
         if let Some(entry) = entry {
             clean_for_each(store.clone(), entry, spill, |b| {
                 checks::for_each_keyed_hash(b, meta, |key, h| {
                     let kh = checks::key_hash(key);
-                    if key_in_group(kh) && index.insert(kh, h).is_some() && duplicates.len() < max
-                    {
+                    if key_in_group(kh) && index.insert(kh, h).is_some() && duplicates.len() < max {
                         duplicates.push(key.to_string());
                     }
                 })
