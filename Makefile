@@ -4,7 +4,10 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/onepipe-target
 export CARGO_TARGET_DIR
 STACK := deploy/local/stack.sh
 
-.PHONY: run test lint fmt bench stack stack-down stack-status image
+.PHONY: run test lint fmt bench stack stack-down stack-status image delta-readers
+# The Delta Lake readers of test_delta_readers.py, in a virtualenv of their own.
+DELTA_VENV ?= $(HOME)/.cache/onepipe/venv-delta
+export ONEPIPE_DELTA_PYTHON := $(DELTA_VENV)/bin/python
 
 ## run: the whole pipeline on one machine (Kafka + embedded defaults) with a demo stream and a
 ## report, then keeps running until Ctrl-C; RUN_ARGS="--once --events 50000" to stop after the report
@@ -14,12 +17,18 @@ run:
 
 ## test: start the local stack, run every test (Rust unit and end-to-end, then the
 ## cross-checks with confluent-kafka's Python clients), stop the stack even on failure
-test:
+test: delta-readers
 	$(STACK) up
 	@eval "$$($(STACK) env)"; rc=0; \
 	  cargo test --workspace || rc=1; \
 	  cargo build --workspace --bins && python3 -m pytest -q -rs integration-tests/python || rc=1; \
 	  if [ -z "$$ONEPIPE_KEEP_STACK" ]; then $(STACK) down; fi; exit $$rc
+
+## delta-readers: the `deltalake` Python package and DuckDB with its delta extension, in
+## $(DELTA_VENV): duckdb-ext-delta needs a duckdb of its own version
+delta-readers:
+	@test -x $(DELTA_VENV)/bin/python || python3 -m venv $(DELTA_VENV)
+	$(DELTA_VENV)/bin/pip install -q --disable-pip-version-check -r integration-tests/python/delta/requirements.txt
 
 ## image: the container image the Helm chart runs (onepipe:<appVersion>), from deploy/Dockerfile,
 ## with podman where installed, else docker; compiles the release binaries in the builder stage.

@@ -41,6 +41,9 @@ pub enum Error {
     /// A manifest that cannot be read or written as JSON.
     #[error("manifest {path}: {reason}")]
     BadManifest { path: String, reason: String },
+    /// The topic's Delta Lake table could not be read or written.
+    #[error("delta table of {topic}: {reason}")]
+    Delta { topic: String, reason: String },
     /// An Avro schema that has no column form.
     #[error("topic {topic}: the schema cannot be mapped to columns: {reason}")]
     Schema { topic: String, reason: Box<Error> },

@@ -12,6 +12,7 @@
 //! - [`rank`]: the merge rule as one sortable value per row, for stores that upsert.
 //! - [`clean`]: reading and writing clean Parquet files.
 //! - [`manifest`]: the numbered, create-only manifests that name a topic's clean files.
+//! - [`delta`]: each manifest published as a version of the topic's Delta Lake table.
 //!
 //! ```
 //! use onepipe_archive::layout::RawFile;
@@ -25,6 +26,7 @@ pub mod checkpoint;
 pub mod clean;
 pub mod columns;
 pub mod decode;
+pub mod delta;
 pub mod error;
 pub mod layout;
 pub mod manifest;

@@ -60,7 +60,8 @@ enum Command {
         spill_dir: std::path::PathBuf,
         /// Run again this long after each run ends (e.g. 5m), until SIGTERM or Ctrl-C, for
         /// places without a scheduler (deploy/compose.yaml). A failed run is logged and
-        /// retried at the next turn. Without it: one run, then exit.
+        /// retried at the next turn; a run under way when the signal comes is finished first.
+        /// Without it: one run, then exit.
         #[arg(long, env = "ONEPIPE_EVERY", value_parser = parse_duration)]
         every: Option<std::time::Duration>,
     },
@@ -123,13 +124,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stop = admin::shutdown_signal();
             tokio::pin!(stop);
             loop {
-                tokio::select! {
-                    result = run_once(&store, &registry, topic.as_deref(), &opts) => {
-                        if let Err(e) = result {
-                            eprintln!("copydog: run failed, next try in {every:?}: {e:#}");
-                        }
+                // A run that has begun is finished, its Delta commit included, before a
+                // SIGTERM is obeyed: deltalake's blocking reads must not outlive the
+                // runtime. (A SIGKILL is safe too: every commit is atomic.)
+                let run = run_once(&store, &registry, topic.as_deref(), &opts);
+                tokio::pin!(run);
+                let mut stopping = false;
+                let result = tokio::select! {
+                    result = &mut run => result,
+                    () = &mut stop => {
+                        eprintln!("copydog: stopping after the current run");
+                        stopping = true;
+                        run.await
                     }
-                    () = &mut stop => return Ok(ExitCode::SUCCESS),
+                };
+                if let Err(e) = result {
+                    eprintln!("copydog: run failed, next try in {every:?}: {e:#}");
+                }
+                if stopping {
+                    return Ok(ExitCode::SUCCESS);
                 }
                 tokio::select! {
                     () = tokio::time::sleep(every) => {}
@@ -218,5 +231,19 @@ fn print_summary(s: &RunSummary) {
             s.topic, s.raw_files, s.records, s.rejected
         ),
         None => eprintln!("copydog: {}: nothing new in raw/", s.topic),
+    }
+    match &s.delta {
+        Ok(p) if !p.manifests.is_empty() => eprintln!(
+            "copydog: {}: Delta table at version {} (published manifests {:?})",
+            s.topic,
+            p.version.unwrap_or(-1),
+            p.manifests
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!(
+            "copydog: {}: warning: the Delta table was not updated: {e} \
+             (the manifest is committed; the next run tries again)",
+            s.topic
+        ),
     }
 }

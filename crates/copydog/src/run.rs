@@ -11,6 +11,7 @@ use object_store::ObjectStore;
 use onepipe_archive::blocking;
 use onepipe_archive::checkpoint::files_past;
 use onepipe_archive::decode::{Reader, Reject, Sink, read_new};
+use onepipe_archive::delta;
 use onepipe_archive::layout::RawFile;
 use onepipe_archive::manifest::{self, Manifest};
 use onepipe_client::SchemaRegistry;
@@ -56,7 +57,7 @@ impl Default for RunOptions {
 }
 
 /// What a run did.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunSummary {
     pub topic: String,
     /// The manifest committed, `None` when there was nothing new.
@@ -67,10 +68,46 @@ pub struct RunSummary {
     /// Per touched date: rows after the merge and the new version.
     pub dates: BTreeMap<NaiveDate, (u64, u32)>,
     pub conflicts: u64,
+    /// The Delta table afterwards: `Ok` with the manifests this run published (this run's
+    /// and any an earlier run committed but did not publish) and the table's version, or
+    /// why the table could not be written (the manifests, the archive's truth, are
+    /// committed either way; the next run tries again).
+    pub delta: std::result::Result<delta::Published, String>,
 }
 
-/// Runs copydog once for `topic`: commits at most one manifest.
+impl Default for RunSummary {
+    fn default() -> Self {
+        RunSummary {
+            topic: String::new(),
+            manifest: None,
+            raw_files: 0,
+            records: 0,
+            rejected: 0,
+            dates: BTreeMap::new(),
+            conflicts: 0,
+            delta: Ok(delta::Published::default()),
+        }
+    }
+}
+
+/// Runs copydog once for `topic`: commits at most one manifest, then publishes every
+/// manifest the topic's Delta table does not hold yet (see [`delta`]).
 pub async fn run_topic(
+    store: Arc<dyn ObjectStore>,
+    registry: &SchemaRegistry,
+    topic: &str,
+    opts: &RunOptions,
+) -> Result<RunSummary> {
+    let mut summary = merge_topic(store.clone(), registry, topic, opts).await?;
+    summary.delta = delta::publish(store, topic).await.map_err(|e| {
+        tracing::warn!(topic, error = %e, "the Delta table was not updated");
+        e.to_string()
+    });
+    Ok(summary)
+}
+
+/// Merges what is new in raw/ and commits at most one manifest.
+async fn merge_topic(
     store: Arc<dyn ObjectStore>,
     registry: &SchemaRegistry,
     topic: &str,
