@@ -11,6 +11,7 @@ use chrono::NaiveDate;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use onepipe_archive::checkpoint::{Claim, claim, claim_path};
+use onepipe_archive::delta;
 use onepipe_archive::manifest::{self, Manifest};
 use onepipe_client::codec::WriterSchema;
 use onepipe_client::{RegistryOptions, SchemaRegistry, Serializer};
@@ -759,14 +760,80 @@ async fn concurrent_runs_never_mix_views() {
         assert_eq!(r.1, last, "{} has its newest version", r.0);
     }
     // Every manifest names only files that exist, and no two manifests share a number.
-    for n in manifest::list(store.as_ref(), &topic).await.unwrap() {
-        let m = manifest::read(store.as_ref(), &topic, n).await.unwrap();
+    let numbers = manifest::list(store.as_ref(), &topic).await.unwrap();
+    for n in &numbers {
+        let m = manifest::read(store.as_ref(), &topic, *n).await.unwrap();
         for e in m.dates.values() {
             for f in &e.files {
                 store.head(&Path::from(f.as_str())).await.unwrap();
             }
         }
     }
+
+    // The Delta table, published by both runs at once on S3: version 0 creates it, then
+    // one version per manifest in order, and its files are the newest manifest's.
+    let delta_files = |table: &deltalake::DeltaTable| -> Vec<String> {
+        let mut files: Vec<String> = table
+            .snapshot()
+            .unwrap()
+            .log_data()
+            .iter()
+            .map(|f| format!("clean/{topic}/{}", f.path()))
+            .collect();
+        files.sort();
+        files
+    };
+    let mut wanted: Vec<String> = m.dates.values().flat_map(|e| e.files.clone()).collect();
+    wanted.sort();
+    let check_table = |table: deltalake::DeltaTable| {
+        let (store, topic, numbers, wanted) = (
+            store.clone(),
+            topic.clone(),
+            numbers.clone(),
+            wanted.clone(),
+        );
+        async move {
+            assert_eq!(table.version(), Some(numbers.len() as u64));
+            assert_eq!(delta_files(&table), wanted);
+            // Each version holds the manifest of its number.
+            for n in &numbers {
+                let v = delta::open(store.clone(), &topic, Some(*n as i64))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let published = v
+                    .snapshot()
+                    .unwrap()
+                    .transaction_version(v.log_store().as_ref(), delta::MANIFEST_APP_ID)
+                    .await
+                    .unwrap();
+                assert_eq!(published, Some(*n as i64), "version {n}");
+            }
+        }
+    };
+    let table = delta::open(store.clone(), &topic, None)
+        .await
+        .unwrap()
+        .unwrap();
+    check_table(table).await;
+
+    // A run that committed its manifest and died before publishing it: the newest Delta
+    // commit is gone. Two publishers at once heal it, one version for it, not two.
+    let last = format!("clean/{topic}/_delta_log/{:020}.json", numbers.len());
+    store.delete(&Path::from(last.as_str())).await.unwrap();
+    let (a, b) = tokio::join!(
+        delta::publish(store.clone(), &topic),
+        delta::publish(store.clone(), &topic)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut healed: Vec<u64> = a.manifests.iter().chain(&b.manifests).copied().collect();
+    healed.sort();
+    assert_eq!(healed, [*numbers.last().unwrap()], "{a:?} {b:?}");
+    let table = delta::open(store.clone(), &topic, None)
+        .await
+        .unwrap()
+        .unwrap();
+    check_table(table).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -190,7 +190,7 @@ pub async fn publish(store: Arc<dyn ObjectStore>, topic: &str) -> Result<Publish
                 }
             }
             // Another run published this version first: reload and look again.
-            Err(DeltaTableError::VersionAlreadyExists(_)) => {
+            Err(e) if lost_race(&e) => {
                 tracing::info!(
                     topic,
                     manifest = m.number,
@@ -203,6 +203,20 @@ pub async fn publish(store: Arc<dyn ObjectStore>, topic: &str) -> Result<Publish
     }
     published.version = table.version().map(|v| v as i64);
     Ok(published)
+}
+
+/// Whether a commit failed only because another writer committed that version first
+/// (with no retries, deltalake reports it as running out of attempts).
+fn lost_race(e: &DeltaTableError) -> bool {
+    use deltalake::kernel::transaction::TransactionError;
+    matches!(
+        e,
+        DeltaTableError::VersionAlreadyExists(_)
+            | DeltaTableError::Transaction {
+                source: TransactionError::VersionAlreadyExists(_)
+                    | TransactionError::MaxCommitAttempts(_)
+            }
+    )
 }
 
 /// Version 0: the protocol and the table's metadata, with the schema of `m`'s files.
@@ -235,7 +249,8 @@ async fn create(store: &Arc<dyn ObjectStore>, log: &LogStoreRef, m: &Manifest) -
         .build(None, log.clone(), operation)
         .await;
     match commit {
-        Ok(_) | Err(DeltaTableError::VersionAlreadyExists(_)) => Ok(()),
+        Ok(_) => Ok(()),
+        Err(e) if lost_race(&e) => Ok(()),
         Err(e) => Err(delta_error(&m.topic)(e)),
     }
 }
@@ -291,6 +306,14 @@ pub fn with_date(topic: &str, arrow: &arrow::datatypes::Schema) -> Result<Struct
             "the clean rows have a column {DATE_COLUMN}, the name of the table's partition column"
         )));
     }
+    // deltalake would call these `timestamp`, but Delta's timestamps are microseconds and
+    // Spark does not read Parquet's nanosecond timestamps as timestamps.
+    if let Some(f) = arrow.fields().iter().find(|f| has_nanos(f.data_type())) {
+        return Err(bad(format!(
+            "the clean schema has no Delta form: column {} holds nanosecond timestamps",
+            f.name()
+        )));
+    }
     let schema = StructType::try_from_arrow(arrow)
         .map_err(|e| bad(format!("the clean schema has no Delta form: {e}")))?;
     let mut fields: Vec<_> = schema.fields().cloned().collect();
@@ -304,6 +327,18 @@ pub fn with_date(topic: &str, arrow: &arrow::datatypes::Schema) -> Result<Struct
 
 /// The footer of a clean Parquet file: its last 8 bytes give the length of the metadata
 /// before them.
+fn has_nanos(dt: &arrow::datatypes::DataType) -> bool {
+    use arrow::datatypes::{DataType, TimeUnit};
+    match dt {
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => true,
+        DataType::Struct(fields) => fields.iter().any(|f| has_nanos(f.data_type())),
+        DataType::List(f) | DataType::LargeList(f) | DataType::Map(f, _) => {
+            has_nanos(f.data_type())
+        }
+        _ => false,
+    }
+}
+
 async fn footer(store: &Arc<dyn ObjectStore>, file: &str) -> Result<Arc<ParquetMetaData>> {
     let path = Path::from(file);
     let bad = |reason: String| {
@@ -619,5 +654,115 @@ impl ObjectStore for SortedListing {
         options: object_store::RenameOptions,
     ) -> object_store::Result<()> {
         self.0.rename_opts(from, to, options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int32Array, Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use object_store::memory::InMemory;
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    fn delta_type(dt: DataType) -> std::result::Result<String, String> {
+        let schema = Schema::new(vec![Field::new("c", dt, true)]);
+        with_date("t", &schema)
+            .map(|s| {
+                let f = s.fields().next().unwrap();
+                serde_json::to_value(f.data_type()).unwrap().to_string()
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_clean_types_map_as_the_readme_says() {
+        let utc = Some("UTC".into());
+        assert_eq!(delta_type(DataType::Int64).unwrap(), "\"long\"");
+        assert_eq!(delta_type(DataType::Utf8).unwrap(), "\"string\"");
+        assert_eq!(delta_type(DataType::Binary).unwrap(), "\"binary\"");
+        assert_eq!(delta_type(DataType::Date32).unwrap(), "\"date\"");
+        assert_eq!(delta_type(DataType::Null).unwrap(), "\"void\"");
+        assert_eq!(
+            delta_type(DataType::Decimal128(20, 4)).unwrap(),
+            "\"decimal(20,4)\""
+        );
+        for unit in [TimeUnit::Millisecond, TimeUnit::Microsecond] {
+            assert_eq!(
+                delta_type(DataType::Timestamp(unit, utc.clone())).unwrap(),
+                "\"timestamp\""
+            );
+            assert_eq!(
+                delta_type(DataType::Timestamp(unit, None)).unwrap(),
+                "\"timestamp_ntz\""
+            );
+        }
+        for no_form in [
+            DataType::Timestamp(TimeUnit::Nanosecond, utc.clone()),
+            DataType::List(Arc::new(Field::new(
+                "item",
+                DataType::Timestamp(TimeUnit::Nanosecond, utc),
+                true,
+            ))),
+            DataType::Time32(TimeUnit::Millisecond),
+            DataType::Time64(TimeUnit::Microsecond),
+        ] {
+            let e = delta_type(no_form.clone()).unwrap_err();
+            assert!(e.contains("no Delta form"), "{no_form}: {e}");
+        }
+        let clash = Schema::new(vec![Field::new(DATE_COLUMN, DataType::Date32, false)]);
+        let e = with_date("t", &clash).unwrap_err().to_string();
+        assert!(e.contains("partition column"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn stats_give_integer_bounds_and_no_others() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, false),
+            Field::new("d", DataType::Date32, false),
+            Field::new("i", DataType::Int32, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![Some(-5), None, Some(i64::MAX)])),
+                Arc::new(StringArray::from(vec!["b", "a", "c"])),
+                Arc::new(arrow::array::Date32Array::from(vec![1, 2, 3])),
+                Arc::new(Int32Array::from(vec![7, 3, 9])),
+            ],
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        store
+            .put(&Path::from("f.parquet"), PutPayload::from(out))
+            .await
+            .unwrap();
+        let s = stats(&footer(&store, "f.parquet").await.unwrap());
+        assert_eq!(s["numRecords"], json!(3));
+        assert_eq!(s["minValues"], json!({"n": -5, "i": 3}));
+        assert_eq!(s["maxValues"], json!({"n": i64::MAX, "i": 9}));
+        assert_eq!(s["nullCount"]["n"], json!(1));
+        assert_eq!(s["nullCount"]["s"], json!(0));
+
+        store
+            .put(
+                &Path::from("short.parquet"),
+                PutPayload::from(vec![1u8, 2, 3]),
+            )
+            .await
+            .unwrap();
+        let e = footer(&store, "short.parquet")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("short.parquet") && e.contains("too short"),
+            "{e}"
+        );
     }
 }
