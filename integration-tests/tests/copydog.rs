@@ -446,7 +446,7 @@ async fn max_by_late_records_evolution_rejects_and_vacuum() {
         };
         claim(store.as_ref(), &c).await.unwrap();
     }
-    let gone = vacuum(store.as_ref(), &topic, std::time::Duration::ZERO, 1, false)
+    let gone = vacuum(&store, &topic, std::time::Duration::ZERO, 1, false)
         .await
         .unwrap();
     assert!(gone.deleted.contains(&orphan), "{:?}", gone.deleted);
@@ -478,6 +478,29 @@ async fn max_by_late_records_evolution_rejects_and_vacuum() {
     }
     let rows = clean_rows(store.as_ref(), &m4, day1).await;
     assert!(rows.iter().any(|r| r.0 == "o-001" && r.1 == 99));
+    // The Delta log survives vacuum, and every file of the table's current version (the
+    // newest manifest's) is still there.
+    assert!(
+        gone.deleted.iter().all(|p| !p.contains("/_delta_log/")),
+        "{:?}",
+        gone.deleted
+    );
+    let table = delta::open(store.clone(), &topic, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(table.version(), Some(4));
+    let mut current: Vec<String> = table
+        .snapshot()
+        .unwrap()
+        .log_data()
+        .iter()
+        .map(|f| format!("clean/{topic}/{}", f.path()))
+        .collect();
+    current.sort();
+    let mut want: Vec<String> = m4.dates.values().flat_map(|e| e.files.clone()).collect();
+    want.sort();
+    assert_eq!(current, want);
 }
 
 /// The `reason` column of a rejects file.

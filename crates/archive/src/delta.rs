@@ -36,6 +36,8 @@ use crate::error::{Error, Result};
 use crate::layout::CLEAN_ROOT;
 use crate::manifest::{self, Manifest};
 
+/// The folder of the Delta log under the table's root.
+pub const LOG_DIR: &str = "_delta_log";
 /// The partition column of the Delta table: the date a clean row belongs to.
 pub const DATE_COLUMN: &str = "_date";
 /// The `txn` application whose version is the last manifest published.

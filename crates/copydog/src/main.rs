@@ -162,7 +162,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => registry.topic_names().await?,
             };
             for topic in topics {
-                let s = vacuum(store.as_ref(), &topic, older_than, keep, dry_run).await?;
+                let s = vacuum(&store, &topic, older_than, keep, dry_run).await?;
                 for path in &s.deleted {
                     println!(
                         "{}{path}",

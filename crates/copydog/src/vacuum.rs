@@ -2,6 +2,7 @@
 //! claims for raw files that copydog has merged.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -9,6 +10,7 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use onepipe_archive::checkpoint::list_raw;
+use onepipe_archive::delta;
 use onepipe_archive::layout::{CLEAN_ROOT, MANIFESTS_DIR, raw_topic_prefix};
 use onepipe_archive::manifest::{self, Manifest};
 
@@ -23,16 +25,35 @@ pub struct VacuumSummary {
     pub claims: Vec<String>,
 }
 
-/// Deletes every object under `clean/{topic}/` (manifests aside) that none of the last
-/// `keep` manifests names and that is older than `older_than`, so readers of any of
-/// those manifests, and runs still writing their files, are never disturbed.
+/// Deletes every object under `clean/{topic}/` (manifests and the Delta log aside) that
+/// none of the last `keep` manifests names and that is older than `older_than`, so
+/// readers of any of those manifests, and runs still writing their files, are never
+/// disturbed. The Delta table is brought up to the newest manifest first, and the files
+/// its current version names are kept whatever happens (Delta readers of older versions,
+/// by time travel, lose the files vacuum removes, as with Delta's own vacuum).
 pub async fn vacuum(
-    store: &dyn ObjectStore,
+    store: &Arc<dyn ObjectStore>,
     topic: &str,
     older_than: Duration,
     keep: usize,
     dry_run: bool,
 ) -> Result<VacuumSummary> {
+    if !dry_run && let Err(e) = delta::publish(store.clone(), topic).await {
+        tracing::warn!(topic, error = %e, "the Delta table was not updated before vacuum");
+    }
+    let delta_files: Vec<String> = match delta::open(store.clone(), topic, None).await {
+        Ok(Some(table)) => match table.snapshot() {
+            Ok(s) => s
+                .log_data()
+                .iter()
+                .map(|f| format!("{}/{}", delta::table_root(topic), f.path()))
+                .collect(),
+            Err(e) => return Err(delta_error(topic, e.to_string())),
+        },
+        Ok(None) => Vec::new(),
+        Err(e) => return Err(delta_error(topic, e.to_string())),
+    };
+    let store = store.as_ref();
     let numbers = manifest::list(store, topic).await?;
     let recent = &numbers[numbers.len().saturating_sub(keep.max(1))..];
     let mut named = HashSet::new();
@@ -45,14 +66,20 @@ pub async fn vacuum(
         }
         named.extend(m.rejected.files.iter().cloned());
     }
+    named.extend(delta_files);
     let cutoff = Utc::now() - chrono::Duration::from_std(older_than).unwrap_or_default();
     let prefix = Path::from(format!("{CLEAN_ROOT}/{topic}"));
     let manifests = format!("{CLEAN_ROOT}/{topic}/{MANIFESTS_DIR}/");
+    let delta_log = format!("{}/{}/", delta::table_root(topic), delta::LOG_DIR);
     let mut deleted = Vec::new();
     let mut listing = store.list(Some(&prefix));
     while let Some(meta) = listing.try_next().await? {
         let path = meta.location.to_string();
-        if path.starts_with(&manifests) || named.contains(&path) || meta.last_modified > cutoff {
+        if path.starts_with(&manifests)
+            || path.starts_with(&delta_log)
+            || named.contains(&path)
+            || meta.last_modified > cutoff
+        {
             continue;
         }
         deleted.push(path);
@@ -116,4 +143,13 @@ async fn stale_claims(
     }
     out.sort();
     Ok(out)
+}
+
+/// Vacuum refuses to run on a Delta table it cannot read: it could not tell which files
+/// the table's readers need.
+fn delta_error(topic: &str, reason: String) -> crate::error::Error {
+    crate::error::Error::Archive(onepipe_archive::Error::Delta {
+        topic: topic.to_string(),
+        reason: format!("vacuum needs the table's current files: {reason}"),
+    })
 }
