@@ -145,6 +145,9 @@ def test_delta_table_is_read_by_deltalake_and_duckdb(registry):
         old_columns = ["payment_id", "version", "amount", "_date"]
         want_first = {k: {c: v[c] for c in old_columns} for k, v in first.items()}
         assert seen(out["deltalake_as_of"], old_columns) == want_first
+        # The schema evolution changed the table's schema, not the table: the same id.
+        assert out["ids"][0] == out["ids"][1], out["ids"]
+        assert "note" in out["schema"] and out["schema"]["_date"] == "PrimitiveType(\"date\")", out["schema"]
         # The commit alone says what the version holds: the manifest and its dates' checks.
         by_version = {h["version"]: h for h in out["history"]}
         info = by_version[3]["onepipe"]

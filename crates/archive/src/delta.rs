@@ -159,7 +159,14 @@ pub async fn publish(store: Arc<dyn ObjectStore>, topic: &str) -> Result<Publish
                 (f.path().to_string(), date)
             })
             .collect();
-        let actions = commit_actions(&store, &m, &current, snapshot.schema().as_ref()).await?;
+        let actions = commit_actions(
+            &store,
+            &m,
+            &current,
+            snapshot.schema().as_ref(),
+            snapshot.metadata(),
+        )
+        .await?;
         let info = commit_info(&m, &current);
         let commit = CommitBuilder::default()
             .with_actions(actions)
@@ -380,6 +387,7 @@ async fn commit_actions(
     m: &Manifest,
     current: &BTreeMap<String, Option<String>>,
     schema: &StructType,
+    metadata: &Metadata,
 ) -> Result<Vec<Action>> {
     let wanted: BTreeMap<&str, NaiveDate> = m
         .dates
@@ -396,7 +404,16 @@ async fn commit_actions(
     if !added.is_empty()
         && let Some(schema) = table_schema(store, m, Some(schema)).await?
     {
-        actions.push(Action::Metadata(metadata(&m.topic, &schema)?));
+        // The same table (its id unchanged) with the new schema.
+        use deltalake::kernel::MetadataExt;
+        let updated = metadata
+            .clone()
+            .with_schema(&schema)
+            .map_err(|e| Error::Delta {
+                topic: m.topic.clone(),
+                reason: format!("the new schema: {e}"),
+            })?;
+        actions.push(Action::Metadata(updated));
     }
     for (path, date) in current {
         if wanted.contains_key(path.as_str()) {

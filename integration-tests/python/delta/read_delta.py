@@ -47,7 +47,9 @@ def main():
         {k: h.get(k) for k in ("version", "operation", "onepipe")} for h in history
     ]
     if args.version is not None:
-        old = deltalake.DeltaTable(args.table, version=args.version).to_pyarrow_table()
+        old_table = deltalake.DeltaTable(args.table, version=args.version)
+        out["ids"] = [old_table.metadata().id, dt.metadata().id]
+        old = old_table.to_pyarrow_table()
         out["deltalake_as_of"] = sorted(
             ({k: (str(v) if not isinstance(v, (int, float, str, type(None))) else v)
               for k, v in r.items()} for r in old.to_pylist()),
