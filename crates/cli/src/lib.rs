@@ -726,6 +726,7 @@ async fn connect(url: &str, tls_ca: Option<&str>) -> Result<Channel> {
             });
         };
         let pem = read_file(ca)?;
+        onepipe_core::tls::install_provider();
         endpoint = endpoint
             .tls_config(
                 tonic::transport::ClientTlsConfig::new()

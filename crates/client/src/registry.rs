@@ -93,6 +93,7 @@ impl SchemaRegistry {
                     "the URL is https: the CA certificate (--tls-ca) is needed".to_string(),
                 ));
             };
+            onepipe_core::tls::install_provider();
             endpoint = endpoint
                 .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
                 .map_err(|e| connect_error(e.to_string()))?;

@@ -22,6 +22,7 @@ pub mod metadata;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod units;
 pub mod wire;
 

@@ -67,6 +67,7 @@ where
 /// Installs the global subscriber for the binary `service`. Call once, early in `main`,
 /// inside the Tokio runtime when OTLP export may be on.
 pub fn init(service: &'static str) -> Result<TelemetryGuard> {
+    crate::tls::install_provider();
     // deltalake's kernel logs every snapshot it builds at info: only its warnings by default.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,buoyant_kernel=warn,deltalake_core=warn"));

@@ -59,6 +59,7 @@ pub async fn run(
     }
     let mut builder = tonic::transport::Server::builder();
     if let Some(t) = tls {
+        onepipe_core::tls::install_provider();
         builder =
             builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(t.identity()))?;
     }
