@@ -24,11 +24,16 @@ test: delta-readers
 	  cargo build --workspace --bins && python3 -m pytest -q -rs integration-tests/python || rc=1; \
 	  if [ -z "$$ONEPIPE_KEEP_STACK" ]; then $(STACK) down; fi; exit $$rc
 
-## delta-readers: the `deltalake` Python package and DuckDB with its delta extension, in
-## $(DELTA_VENV): duckdb-ext-delta needs a duckdb of its own version
+## delta-readers: the `deltalake` Python package, DuckDB with its delta extension and PySpark
+## with delta-spark, in $(DELTA_VENV) (duckdb-ext-delta needs a duckdb of its own version), and
+## delta-spark's jars in ~/.m2 (Spark's own download cannot reach a registry here)
+DELTA_SPARK_ARTIFACT := io.delta:delta-spark_2.13:4.0.0
 delta-readers:
 	@test -x $(DELTA_VENV)/bin/python || python3 -m venv $(DELTA_VENV)
 	$(DELTA_VENV)/bin/pip install -q --disable-pip-version-check -r integration-tests/python/delta/requirements.txt
+	@test -f $(HOME)/.m2/repository/io/delta/delta-spark_2.13/4.0.0/delta-spark_2.13-4.0.0.jar -a \
+	  -f $(HOME)/.m2/repository/io/delta/delta-storage/4.0.0/delta-storage-4.0.0.jar || \
+	  mvn -q dependency:get -Dartifact=$(DELTA_SPARK_ARTIFACT)
 
 ## image: the container image the Helm chart runs (onepipe:<appVersion>), from deploy/Dockerfile,
 ## with podman where installed, else docker; compiles the release binaries in the builder stage.

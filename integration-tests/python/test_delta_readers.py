@@ -4,8 +4,8 @@ http-producer → Kafka → copycat → raw/ → copydog, three times: versions 
 order, then late records for an older date, then a schema evolution (a new optional
 field). After each copydog run the Delta table must hold exactly the newest version of
 every key, as computed here from what was sent; the `deltalake` Python package and
-DuckDB's `delta_scan` read the current version, and `deltalake` reads the first run's
-version by time travel. They run in the virtualenv .ci/run makes (ONEPIPE_DELTA_PYTHON),
+DuckDB's `delta_scan` and Apache Spark with delta-spark read the current version, and
+`deltalake` and Spark read the first run's version by time travel. They run in the virtualenv .ci/run makes (ONEPIPE_DELTA_PYTHON),
 since duckdb-ext-delta needs a duckdb of its own version."""
 
 import json
@@ -32,6 +32,7 @@ V1 = {"type": "record", "name": "Payment", "namespace": "shop", "fields": FIELDS
 V2 = {**V1, "fields": FIELDS + [{"name": "note", "type": ["null", "string"], "default": None}]}
 DAY0 = 1_795_478_400_000  # 2026-11-24T00:00:00Z
 READER = pathlib.Path(__file__).parent / "delta" / "read_delta.py"
+SPARK_READER = pathlib.Path(__file__).parent / "delta" / "read_spark.py"
 
 
 def delta_python():
@@ -66,7 +67,7 @@ def seen(rows, columns):
     return {r["payment_id"]: {c: r.get(c) for c in columns} for r in rows}
 
 
-def test_delta_table_is_read_by_deltalake_and_duckdb(registry):
+def test_delta_table_is_read_by_deltalake_duckdb_and_spark(registry):
     python = delta_python()
     topic = f"dpay-{uuid.uuid4().hex[:8]}"
     bootstrap = endpoint("ONEPIPE_KAFKA_BOOTSTRAP")
@@ -157,3 +158,14 @@ def test_delta_table_is_read_by_deltalake_and_duckdb(registry):
         for date, entry in info["dates"].items():
             assert entry["checks"] == manifest["dates"][date]["checks"]
             assert entry["rows"] == sum(1 for r in now.values() if r["_date"] == date)
+
+        # Apache Spark with delta-spark, local mode: the current version and version 1.
+        spark = subprocess.run([python, str(SPARK_READER), str(table), "payment_id", "--version", "1"],
+                               capture_output=True, text=True, timeout=600)
+        assert spark.returncode == 0, spark.stderr[-4000:]
+        sp = json.loads(spark.stdout.strip().splitlines()[-1])
+        assert sp["history"] == [0, 1, 2, 3]
+        assert sp["schema"]["_date"] == "date" and sp["schema"]["version"] == "bigint", sp["schema"]
+        assert seen(sp["spark"], columns) == now
+        assert seen(sp["spark_as_of"], old_columns) == want_first
+        assert "note" not in sp["spark_as_of"][0]
