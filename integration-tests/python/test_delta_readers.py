@@ -5,7 +5,8 @@ order, then late records for an older date, then a schema evolution (a new optio
 field). After each copydog run the Delta table must hold exactly the newest version of
 every key, as computed here from what was sent; the `deltalake` Python package and
 DuckDB's `delta_scan` and Apache Spark with delta-spark read the current version, and
-`deltalake` and Spark read the first run's version by time travel. They run in the virtualenv .ci/run makes (ONEPIPE_DELTA_PYTHON),
+`deltalake`, Spark and `onepipe query --as-of` read the first run's version by time
+travel. The Python readers run in the virtualenv .ci/run makes (ONEPIPE_DELTA_PYTHON),
 since duckdb-ext-delta needs a duckdb of its own version."""
 
 import json
@@ -120,6 +121,10 @@ def test_delta_table_is_read_by_deltalake_duckdb_and_spark(registry):
 
         # 1: two dates, versions sent newest first.
         first = stage([payment(i, v, i % 2, i * 100 + v) for i in range(60) for v in range(1 + i % 3, 0, -1)])
+        # A time after version 1's commit and before version 2's, for `--as-of TIME`.
+        time.sleep(1.1)
+        after_first = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        time.sleep(1.1)
         # 2: late records for the first date: new keys and newer versions of old ones.
         stage([payment(i, 10, 0, i * 1000) for i in range(0, 60, 4)]
               + [payment(i, 1, 0, 7) for i in range(60, 70)])
@@ -169,3 +174,38 @@ def test_delta_table_is_read_by_deltalake_duckdb_and_spark(registry):
         assert seen(sp["spark"], columns) == now
         assert seen(sp["spark_as_of"], old_columns) == want_first
         assert "note" not in sp["spark_as_of"][0]
+
+        # `onepipe query --as-of`: by version and by time, the first run's rows; without it,
+        # the current ones. A version or time the table does not have is refused by name.
+        name = topic.replace("-", "_")
+        sql = f"SELECT payment_id, version, amount FROM {name} ORDER BY payment_id"
+
+        def query(*extra):
+            return subprocess.run(
+                [str(binary("onepipe")), "query", sql, f"--object-store={store}", "--format=json", *extra],
+                capture_output=True, text=True,
+            )
+
+        def rows(run):
+            assert run.returncode == 0, run.stderr
+            return {r["payment_id"]: r for r in map(json.loads, run.stdout.splitlines())}
+
+        plain = ["payment_id", "version", "amount"]
+        assert rows(query()) == {k: {c: v[c] for c in plain} for k, v in now.items()}
+        want_v1 = {k: {c: v[c] for c in plain} for k, v in first.items()}
+        assert rows(query("--as-of=1", f"--topic={topic}")) == want_v1
+        assert rows(query(f"--as-of={after_first}")) == want_v1
+        assert rows(query("--as-of=2", f"--topic={topic}")) != want_v1
+        missing = query("--as-of=9", f"--topic={topic}")
+        assert missing.returncode != 0 and "no version 9" in missing.stderr and "versions 0 to 3" in missing.stderr, missing.stderr
+        before = query("--as-of=2020-01-01")
+        assert before.returncode != 0 and "no version was committed at or before 2020-01-01" in before.stderr, before.stderr
+        one_topic = query("--as-of=1")
+        assert one_topic.returncode != 0 and "give one --topic" in one_topic.stderr, one_topic.stderr
+        files = subprocess.run(
+            [str(binary("onepipe")), "archive", "files", f"--topic={topic}", f"--object-store={store}", "--as-of=1"],
+            capture_output=True, text=True,
+        )
+        assert files.returncode == 0, files.stderr
+        manifest1 = json.loads((table / "_manifests" / "0000000001.json").read_text())
+        assert sorted(files.stdout.split()) == sorted(f for d in manifest1["dates"].values() for f in d["files"])

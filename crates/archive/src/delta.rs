@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::kernel::{Action, Add, Metadata, Protocol, Remove, StructType, Transaction};
 use deltalake::logstore::{LogStoreRef, StorageConfig, default_logstore};
@@ -89,6 +89,64 @@ pub async fn open(
     topic: &str,
     version: Option<i64>,
 ) -> Result<Option<DeltaTable>> {
+    let as_of = version.map_or(AsOf::Latest, AsOf::Version);
+    open_as_of(store, topic, as_of).await
+}
+
+/// Which version of a table a reader wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// The newest version.
+    Latest,
+    /// Delta version N.
+    Version(i64),
+    /// The newest version committed at or before this time.
+    Time(DateTime<Utc>),
+}
+
+impl std::str::FromStr for AsOf {
+    type Err = String;
+
+    /// A version number (`3`), an RFC 3339 time (`2026-12-01T12:00:00Z`) or a date
+    /// (`2026-12-01`, its midnight UTC).
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if let Ok(v) = s.parse::<i64>() {
+            return if v >= 0 {
+                Ok(AsOf::Version(v))
+            } else {
+                Err(format!("{s}: a version is 0 or more"))
+            };
+        }
+        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+            return Ok(AsOf::Time(t.with_timezone(&Utc)));
+        }
+        if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            return Ok(AsOf::Time(d.and_time(chrono::NaiveTime::MIN).and_utc()));
+        }
+        Err(format!(
+            "{s}: expected a version number, an RFC 3339 time (2026-12-01T12:00:00Z) or a date (2026-12-01)"
+        ))
+    }
+}
+
+impl std::fmt::Display for AsOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AsOf::Latest => write!(f, "the newest version"),
+            AsOf::Version(v) => write!(f, "version {v}"),
+            AsOf::Time(t) => write!(f, "{}", t.to_rfc3339()),
+        }
+    }
+}
+
+/// The Delta table of `topic` at `as_of`; `Ok(None)` when the table has no log yet. A
+/// version past the newest, or a time before the first commit, is an error that says
+/// which versions there are.
+pub async fn open_as_of(
+    store: Arc<dyn ObjectStore>,
+    topic: &str,
+    as_of: AsOf,
+) -> Result<Option<DeltaTable>> {
     let log = log_store(store, topic)?;
     if !log
         .is_delta_table_location()
@@ -98,12 +156,107 @@ pub async fn open(
         return Ok(None);
     }
     let mut table = DeltaTable::new(log);
-    match version {
-        None => table.load().await,
-        Some(v) => table.load_version(v as u64).await,
+    table.load().await.map_err(delta_error(topic))?;
+    let newest = table.version().map_or(0, |v| v as i64);
+    let missing = |what: String| Error::Delta {
+        topic: topic.to_string(),
+        reason: format!("{what}: the table has versions 0 to {newest}"),
+    };
+    match as_of {
+        AsOf::Latest => {}
+        AsOf::Version(v) if v > newest => return Err(missing(format!("no version {v}"))),
+        AsOf::Version(v) if v < newest => table
+            .load_version(v as u64)
+            .await
+            .map_err(delta_error(topic))?,
+        AsOf::Version(_) => {}
+        AsOf::Time(t) => {
+            table
+                .load_with_datetime(t)
+                .await
+                .map_err(delta_error(topic))?;
+            // deltalake gives the first version for a time before it: refuse that.
+            let v = table.version().unwrap_or(0);
+            let committed = commit_time(&table, v).await?;
+            if committed > t {
+                return Err(missing(format!(
+                    "no version was committed at or before {} (version {v} was committed at {})",
+                    t.to_rfc3339(),
+                    committed.to_rfc3339()
+                )));
+            }
+        }
     }
-    .map_err(delta_error(topic))?;
     Ok(Some(table))
+}
+
+/// When version `v` of `table` was committed: its commit file's time, as Delta readers
+/// take it for time travel.
+async fn commit_time(table: &DeltaTable, v: u64) -> Result<DateTime<Utc>> {
+    let path = Path::from(format!("{LOG_DIR}/{v:020}.json"));
+    let meta = table.log_store().object_store(None).head(&path).await?;
+    Ok(meta.last_modified)
+}
+
+/// One version of a topic's clean table, as a reader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableFiles {
+    /// The Delta version.
+    pub version: i64,
+    /// The manifest that version publishes (`None`: version 0, which holds no file).
+    pub manifest: Option<u64>,
+    /// The data files of each date, as paths from the object store's root, sorted.
+    pub dates: BTreeMap<NaiveDate, Vec<String>>,
+}
+
+impl TableFiles {
+    /// Every data file, date by date.
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        self.dates.values().flatten().map(String::as_str)
+    }
+}
+
+/// The data files of `topic`'s table at `as_of`, from its Delta log; `Ok(None)` when the
+/// table has no log yet (an archive that copydog has not published).
+pub async fn files(
+    store: Arc<dyn ObjectStore>,
+    topic: &str,
+    as_of: AsOf,
+) -> Result<Option<TableFiles>> {
+    let Some(table) = open_as_of(store, topic, as_of).await? else {
+        return Ok(None);
+    };
+    let log = table.log_store();
+    let snapshot = table.snapshot().map_err(delta_error(topic))?;
+    let manifest = snapshot
+        .transaction_version(log.as_ref(), MANIFEST_APP_ID)
+        .await
+        .map_err(delta_error(topic))?
+        .map(|v| v as u64);
+    let mut dates: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
+    for f in snapshot.log_data().iter() {
+        let path = f.path().to_string();
+        let value = f.partition_values_map().remove(DATE_COLUMN).flatten();
+        let date = value
+            .as_deref()
+            .and_then(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok())
+            .ok_or_else(|| Error::Delta {
+                topic: topic.to_string(),
+                reason: format!("file {path} has no {DATE_COLUMN} partition value (got {value:?})"),
+            })?;
+        dates
+            .entry(date)
+            .or_default()
+            .push(format!("{}/{path}", table_root(topic)));
+    }
+    for files in dates.values_mut() {
+        files.sort();
+    }
+    Ok(Some(TableFiles {
+        version: snapshot.version() as i64,
+        manifest,
+        dates,
+    }))
 }
 
 /// What [`publish`] did.
@@ -679,6 +832,25 @@ impl ObjectStore for SortedListing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_of_is_a_version_a_time_or_a_date() {
+        assert_eq!("3".parse::<AsOf>(), Ok(AsOf::Version(3)));
+        let t = chrono::DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!("2026-12-01T12:00:00Z".parse::<AsOf>(), Ok(AsOf::Time(t)));
+        assert_eq!(
+            "2026-12-01T13:00:00+01:00".parse::<AsOf>(),
+            Ok(AsOf::Time(t))
+        );
+        let midnight = t - chrono::Duration::hours(12);
+        assert_eq!("2026-12-01".parse::<AsOf>(), Ok(AsOf::Time(midnight)));
+        let e = "-1".parse::<AsOf>().unwrap_err();
+        assert!(e.contains("0 or more"), "{e}");
+        let e = "yesterday".parse::<AsOf>().unwrap_err();
+        assert!(e.starts_with("yesterday: expected a version number"), "{e}");
+    }
     use arrow::array::{Int32Array, Int64Array, RecordBatch, StringArray};
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use object_store::memory::InMemory;

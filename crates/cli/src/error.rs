@@ -76,12 +76,20 @@ pub enum Error {
     NoAnswer { topic: String },
     #[error("topic {topic} has no clean archive yet (no manifest: copydog has not run)")]
     NoManifest { topic: String },
-    #[error("manifest {number} of {topic} has no date {date}")]
+    #[error("{what} of {topic} has no date {date}")]
     NoDate {
-        number: u64,
+        what: String,
         topic: String,
         date: NaiveDate,
     },
+    #[error(
+        "topic {topic} has no Delta log yet, so no older version to read (copydog publishes one on its next run)"
+    )]
+    NoDeltaLog { topic: String },
+    #[error(
+        "--as-of {version} names a Delta version, and each table has versions of its own: give one --topic"
+    )]
+    VersionNeedsOneTopic { version: i64 },
     #[error("listing clean/: {0}")]
     ListClean(object_store::Error),
     #[error("no topic has a clean archive under {object_store} (has copydog run?)")]

@@ -83,9 +83,10 @@ pub enum Command {
     /// The archives: check raw/ for gaps and overlaps; list the current clean files.
     #[command(subcommand)]
     Archive(ArchiveCommand),
-    /// SQL over the clean archive: every topic with a manifest is a table (lower-cased,
-    /// other characters than a-z, 0-9 and _ as _), reading only the files its newest
-    /// manifest names.
+    /// SQL over the clean archive: every topic with a clean table is a table (lower-cased,
+    /// other characters than a-z, 0-9 and _ as _), reading only the files of its Delta
+    /// table's current version (or of its newest manifest, before copydog has published
+    /// one).
     Query {
         /// The SQL, e.g. "SELECT count(*) FROM page_views".
         sql: String,
@@ -95,6 +96,11 @@ pub enum Command {
         /// Only register these topics as tables (default: all).
         #[arg(long = "topic")]
         topics: Vec<String>,
+        /// Time travel: read each table as it was at this Delta version (with one
+        /// --topic) or time (RFC 3339, or a date for its midnight UTC): the newest
+        /// version committed at or before it.
+        #[arg(long, value_name = "VERSION|TIMESTAMP")]
+        as_of: Option<onepipe_archive::delta::AsOf>,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: query::Format,
@@ -143,14 +149,19 @@ pub enum ArchiveCommand {
         #[arg(long, env = "ONEPIPE_OBJECT_STORE")]
         object_store: String,
     },
-    /// Print the clean files of a topic's current view (the newest manifest), one per
-    /// line, relative to the object-store root: what any engine should read.
+    /// Print the clean files of a topic's current Delta version (or of its newest
+    /// manifest, before copydog has published one), one per line, relative to the
+    /// object-store root: what any engine should read.
     Files {
         #[arg(long)]
         topic: String,
         /// Only this date (YYYY-MM-DD).
         #[arg(long)]
         date: Option<chrono::NaiveDate>,
+        /// The files of an older Delta version, or of the version current at a time
+        /// (RFC 3339, or a date for its midnight UTC).
+        #[arg(long, value_name = "VERSION|TIMESTAMP")]
+        as_of: Option<onepipe_archive::delta::AsOf>,
         /// Where clean/ lives: file:///path, s3://bucket/prefix.
         #[arg(long, env = "ONEPIPE_OBJECT_STORE")]
         object_store: String,
@@ -271,9 +282,11 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> Result<i32> {
             sql,
             object_store,
             topics,
+            as_of,
             format,
         } => {
-            query::run(&sql, &object_store, &topics, format, out).await?;
+            let as_of = as_of.unwrap_or(onepipe_archive::delta::AsOf::Latest);
+            query::run(&sql, &object_store, &topics, as_of, format, out).await?;
             return Ok(0);
         }
         Command::Archive(command) => return archive(command, out).await,
@@ -315,18 +328,20 @@ async fn archive(command: ArchiveCommand, out: &mut impl Write) -> Result<i32> {
         ArchiveCommand::Files {
             topic,
             date,
+            as_of,
             object_store,
         } => {
             let store = onepipe_core::store::open(&object_store)?;
-            let Some(m) = onepipe_archive::manifest::latest(store.as_ref(), &topic).await? else {
+            let as_of = as_of.unwrap_or(onepipe_archive::delta::AsOf::Latest);
+            let Some(view) = query::clean_files(&store, &topic, as_of).await? else {
                 return Err(Error::NoManifest { topic });
             };
             let mut printed = 0;
-            for (d, entry) in &m.dates {
+            for (d, files) in &view.dates {
                 if date.is_some_and(|want| want != *d) {
                     continue;
                 }
-                for f in &entry.files {
+                for f in files {
                     writeln!(out, "{f}")?;
                     printed += 1;
                 }
@@ -335,7 +350,7 @@ async fn archive(command: ArchiveCommand, out: &mut impl Write) -> Result<i32> {
                 && printed == 0
             {
                 return Err(Error::NoDate {
-                    number: m.number,
+                    what: view.what,
                     topic,
                     date,
                 });

@@ -1,11 +1,14 @@
 //! `onepipe query`: ad-hoc SQL over the clean archive with DataFusion. Every topic with a
-//! manifest is a table (named as warehouse-loader names warehouse tables: lower-cased,
-//! characters outside `[a-z0-9_]` replaced by `_`) over exactly the files its newest manifest names — never
-//! a glob, so superseded versions and orphans of crashed runs are never read.
+//! clean table is a table (named as warehouse-loader names warehouse tables: lower-cased,
+//! characters outside `[a-z0-9_]` replaced by `_`) over exactly the files of one version of
+//! its Delta table (the current one, or the one `--as-of` names) — never a glob, so
+//! superseded versions and orphans of crashed runs are never read. An archive that copydog
+//! has not published as a Delta table yet is read from its newest manifest.
 
 use std::io::Write;
 use std::sync::Arc;
 
+use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -15,6 +18,7 @@ use datafusion::datasource::listing::{
 use datafusion::prelude::SessionContext;
 use object_store::ObjectStore;
 use object_store::path::Path;
+use onepipe_archive::delta::{self, AsOf};
 use onepipe_archive::layout::CLEAN_ROOT;
 
 use crate::error::{Error, Result};
@@ -40,14 +44,70 @@ async fn topics(store: &dyn ObjectStore) -> Result<Vec<String>> {
         .collect())
 }
 
+/// The clean files a reader reads at one version of a topic's table.
+#[derive(Debug)]
+pub struct CleanFiles {
+    /// Which version it is, for messages: "Delta version 3", "manifest 2".
+    pub what: String,
+    /// Each date's files, as paths from the object store's root.
+    pub dates: std::collections::BTreeMap<NaiveDate, Vec<String>>,
+}
+
+/// The files of `topic`'s clean table at `as_of`: from its Delta log, or, before copydog
+/// has published one, from its newest manifest. `Ok(None)`: no clean archive. Says on
+/// stderr when a manifest is newer than the Delta table (a run stopped between its
+/// manifest and its Delta commit; the next run publishes it).
+pub async fn clean_files(
+    store: &Arc<dyn ObjectStore>,
+    topic: &str,
+    as_of: AsOf,
+) -> Result<Option<CleanFiles>> {
+    if let Some(t) = delta::files(store.clone(), topic, as_of).await? {
+        if as_of == AsOf::Latest
+            && let Some(&newest) = onepipe_archive::manifest::list(store.as_ref(), topic)
+                .await?
+                .last()
+            && t.manifest.is_some_and(|m| m < newest)
+        {
+            eprintln!(
+                "warning: {topic}: manifest {newest} is not in the Delta table yet (it holds manifest {}); reading Delta version {} until copydog publishes it",
+                t.manifest.unwrap_or(0),
+                t.version
+            );
+        }
+        return Ok(Some(CleanFiles {
+            what: format!("Delta version {}", t.version),
+            dates: t.dates,
+        }));
+    }
+    if as_of != AsOf::Latest {
+        return Err(Error::NoDeltaLog {
+            topic: topic.to_string(),
+        });
+    }
+    let Some(m) = onepipe_archive::manifest::latest(store.as_ref(), topic).await? else {
+        return Ok(None);
+    };
+    Ok(Some(CleanFiles {
+        what: format!("manifest {}", m.number),
+        dates: m.dates.into_iter().map(|(d, e)| (d, e.files)).collect(),
+    }))
+}
+
 /// Runs `sql` over the clean archive at `object_store` and prints the result.
 pub async fn run(
     sql: &str,
     object_store: &str,
     only: &[String],
+    as_of: AsOf,
     format: Format,
     out: &mut impl Write,
 ) -> Result<()> {
+    if let AsOf::Version(version) = as_of
+        && only.len() != 1
+    {
+        return Err(Error::VersionNeedsOneTopic { version });
+    }
     let store = onepipe_core::store::open(object_store)?;
     let ctx = SessionContext::new();
     let base = url::Url::parse("onepipe://archive/").expect("a valid url");
@@ -57,14 +117,12 @@ pub async fn run(
         if !only.is_empty() && !only.contains(&topic) {
             continue;
         }
-        let Some(m) = onepipe_archive::manifest::latest(store.as_ref(), &topic).await? else {
+        let Some(view) = clean_files(&store, &topic, as_of).await? else {
             continue;
         };
         let mut urls = Vec::new();
-        for entry in m.dates.values() {
-            for f in &entry.files {
-                urls.push(ListingTableUrl::parse(format!("onepipe://archive/{f}"))?);
-            }
+        for f in view.dates.values().flatten() {
+            urls.push(ListingTableUrl::parse(format!("onepipe://archive/{f}"))?);
         }
         if urls.is_empty() {
             continue;
@@ -185,6 +243,7 @@ mod tests {
             "SELECT count(*) AS n FROM visits",
             &url,
             &[],
+            AsOf::Latest,
             Format::Csv,
             &mut out,
         )
@@ -196,6 +255,7 @@ mod tests {
             "SELECT nope FROM visits",
             &url,
             &[],
+            AsOf::Latest,
             Format::Csv,
             &mut Vec::new(),
         )
