@@ -1203,3 +1203,200 @@ async fn run_every_merges_new_raw_files_until_sigterm() {
     );
     assert!(stderr.contains("committed manifest 2"), "{stderr}");
 }
+
+/// A copydog process SIGKILLed at a failpoint (`ONEPIPE_COPYDOG_PAUSE_AT`): waits until
+/// it says it paused there, then kills it.
+fn kill_at_failpoint(registry_url: &str, store_url: &str, topic: &str, failpoint: &str) {
+    use std::io::BufRead;
+    let copydog = onepipe_integration_tests::service_binary("onepipe-copydog", "copydog");
+    let mut child = std::process::Command::new(copydog)
+        .args(["--registry", registry_url, "--object-store", store_url])
+        .args(["run", "--topic", topic])
+        .env("ONEPIPE_COPYDOG_PAUSE_AT", failpoint)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(|l| l.ok())
+        {
+            if line.contains("paused at failpoint") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("copydog never reached failpoint {failpoint}"));
+    assert!(line.contains(failpoint), "{line}");
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+}
+
+/// (order_id, version) of every row of the Delta table's current version, read from the
+/// files its log names; each file must exist.
+async fn delta_rows(store: &Arc<dyn ObjectStore>, topic: &str) -> (i64, BTreeMap<String, i64>) {
+    let t = delta::files(store.clone(), topic, delta::AsOf::Latest)
+        .await
+        .unwrap()
+        .expect("a Delta table");
+    let mut rows = BTreeMap::new();
+    for f in t.files() {
+        for b in read_batches(store.as_ref(), f).await {
+            let ids = b.column_by_name("order_id").unwrap().as_string::<i32>();
+            let versions = b
+                .column_by_name("version")
+                .unwrap()
+                .as_primitive::<Int64Type>();
+            for i in 0..b.num_rows() {
+                assert!(
+                    rows.insert(ids.value(i).to_string(), versions.value(i))
+                        .is_none(),
+                    "a key twice in the Delta table"
+                );
+            }
+        }
+    }
+    (t.version, rows)
+}
+
+/// SIGKILL between writing the files and committing: killed after its files and before
+/// its manifest, the table stays readable at the old version and the files are orphans;
+/// killed after the manifest and before the Delta commit, the table stays at the old
+/// version until the next run publishes the manifest; vacuum then removes the orphans.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_between_files_and_commit_leaves_the_old_version_readable() {
+    let (registry_url, _stop) = start_registry(Tokens::default()).await;
+    let topic = unique_name("crash");
+    create_dataset(
+        &registry_url,
+        &topic,
+        ORDER_V1,
+        "order_id",
+        1,
+        &["--merge", "max_by:version"],
+    )
+    .await;
+    let (_, w) = dataset_writer(&registry_url, &topic).await;
+    let store_url = fresh_store_url();
+    let store = onepipe_core::store::open(&store_url).unwrap();
+    let record = |offset: i64, id: &str, version: i64| {
+        let e = w
+            .encode_json(&json!({"order_id": id, "version": version, "at": DAY0, "amount": 1}))
+            .unwrap();
+        (offset, DAY0, Some(e.key), Some(e.value))
+    };
+    let copydog = onepipe_integration_tests::service_binary("onepipe-copydog", "copydog");
+    let run = || {
+        let out = std::process::Command::new(&copydog)
+            .args(["--registry", &registry_url, "--object-store", &store_url])
+            .args(["run", "--topic", &topic])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    write_raw(
+        store.as_ref(),
+        &topic,
+        0,
+        &[record(0, "a", 1), record(1, "b", 1)],
+    )
+    .await;
+    run();
+    let v1 = BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 1)]);
+    assert_eq!(delta_rows(&store, &topic).await, (1, v1.clone()));
+    let named_by =
+        |m: &Manifest| -> Vec<String> { m.dates.values().flat_map(|e| e.files.clone()).collect() };
+    let clean_objects = || async {
+        let listing: Vec<object_store::ObjectMeta> = futures::TryStreamExt::try_collect(
+            store.list(Some(&Path::from(delta::table_root(&topic)))),
+        )
+        .await
+        .unwrap();
+        listing
+            .into_iter()
+            .map(|o| o.location.to_string())
+            .filter(|p| !p.contains("/_manifests/") && !p.contains("/_delta_log/"))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let before = clean_objects().await;
+
+    write_raw(
+        store.as_ref(),
+        &topic,
+        0,
+        &[record(2, "c", 1), record(3, "a", 2)],
+    )
+    .await;
+    // 1. Killed with its files written and no manifest: nothing changed for readers.
+    kill_at_failpoint(&registry_url, &store_url, &topic, "before-manifest");
+    let m = latest_manifest(store.as_ref(), &topic).await;
+    assert_eq!(m.number, 1);
+    assert_eq!(delta_rows(&store, &topic).await, (1, v1.clone()));
+    let orphans: Vec<String> = clean_objects().await.difference(&before).cloned().collect();
+    assert!(
+        !orphans.is_empty(),
+        "the killed run wrote no file before its failpoint"
+    );
+
+    // 2. Killed with manifest 2 committed and not published: Delta still at version 1.
+    kill_at_failpoint(&registry_url, &store_url, &topic, "before-delta");
+    let m2 = latest_manifest(store.as_ref(), &topic).await;
+    assert_eq!(m2.number, 2);
+    assert_eq!(delta_rows(&store, &topic).await, (1, v1.clone()));
+
+    // 3. The next run (nothing new in raw/) publishes manifest 2 as version 2.
+    run();
+    let v2 = BTreeMap::from([
+        ("a".to_string(), 2),
+        ("b".to_string(), 1),
+        ("c".to_string(), 1),
+    ]);
+    assert_eq!(delta_rows(&store, &topic).await, (2, v2.clone()));
+    assert_eq!(latest_manifest(store.as_ref(), &topic).await.number, 2);
+    let t = delta::files(store.clone(), &topic, delta::AsOf::Latest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.manifest, Some(2));
+    let mut want: Vec<String> = named_by(&m2);
+    want.sort();
+    let mut have: Vec<String> = t.files().map(String::from).collect();
+    have.sort();
+    assert_eq!(have, want);
+
+    // 4. Within the retention period vacuum keeps the killed run's files (a run still
+    // writing looks the same); past it, it removes them, and the table's files stay.
+    let kept = vacuum(
+        &store,
+        &topic,
+        std::time::Duration::from_secs(3600),
+        1,
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(
+        orphans.iter().all(|o| !kept.deleted.contains(o)),
+        "{:?}",
+        kept.deleted
+    );
+    let gone = vacuum(&store, &topic, std::time::Duration::ZERO, 1, false)
+        .await
+        .unwrap();
+    for o in &orphans {
+        assert!(gone.deleted.contains(o), "{o} kept: {:?}", gone.deleted);
+    }
+    assert_eq!(delta_rows(&store, &topic).await, (2, v2));
+}

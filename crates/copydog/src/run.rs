@@ -99,11 +99,26 @@ pub async fn run_topic(
     opts: &RunOptions,
 ) -> Result<RunSummary> {
     let mut summary = merge_topic(store.clone(), registry, topic, opts).await?;
+    failpoint("before-delta").await;
     summary.delta = delta::publish(store, topic).await.map_err(|e| {
         tracing::warn!(topic, error = %e, "the Delta table was not updated");
         e.to_string()
     });
     Ok(summary)
+}
+
+/// The crash tests' hook: with `ONEPIPE_COPYDOG_PAUSE_AT=NAME`, a run that reaches the
+/// point `NAME` (`before-manifest`: its files are written, the manifest is not;
+/// `before-delta`: the manifest is committed, the Delta commit is not) says so on stderr
+/// and waits there for ever, so that a test can SIGKILL it at exactly that point.
+async fn failpoint(name: &str) {
+    if std::env::var("ONEPIPE_COPYDOG_PAUSE_AT").is_ok_and(|v| v == name) {
+        tracing::warn!(
+            failpoint = name,
+            "paused at failpoint (ONEPIPE_COPYDOG_PAUSE_AT)"
+        );
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Merges what is new in raw/ and commits at most one manifest.
@@ -256,6 +271,7 @@ async fn merge_topic(
         .await?;
         next.rejected.records += rejects.records;
         next.rejected.files.extend(rejects.files);
+        failpoint("before-manifest").await;
         if manifest::commit(store.as_ref(), &next).await? {
             summary.manifest = Some(number);
             opts.metrics.set(
