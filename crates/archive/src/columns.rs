@@ -18,7 +18,7 @@ use arrow::array::{
     ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
     Int32Array, Int64Array, ListArray, MapArray, NullArray, StringArray, StructArray,
     Time32MillisecondArray, Time64MicrosecondArray, TimestampMicrosecondArray,
-    TimestampMillisecondArray, TimestampNanosecondArray,
+    TimestampNanosecondArray,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field, Fields, TimeUnit};
@@ -144,10 +144,12 @@ impl Mapping {
             Avro::Date => DataType::Date32,
             Avro::TimeMillis => DataType::Time32(TimeUnit::Millisecond),
             Avro::TimeMicros => DataType::Time64(TimeUnit::Microsecond),
-            Avro::TimestampMillis => ms(TimeUnit::Millisecond),
+            // Milliseconds are stored as microseconds, the unit of Delta's and Spark's
+            // TIMESTAMP (and of PostgreSQL's).
+            Avro::TimestampMillis => ms(TimeUnit::Microsecond),
             Avro::TimestampMicros => ms(TimeUnit::Microsecond),
             Avro::TimestampNanos => ms(TimeUnit::Nanosecond),
-            Avro::LocalTimestampMillis => DataType::Timestamp(TimeUnit::Millisecond, None),
+            Avro::LocalTimestampMillis => DataType::Timestamp(TimeUnit::Microsecond, None),
             Avro::LocalTimestampMicros => DataType::Timestamp(TimeUnit::Microsecond, None),
             Avro::LocalTimestampNanos => DataType::Timestamp(TimeUnit::Nanosecond, None),
             Avro::Decimal(d) => decimal_type(d)?,
@@ -288,9 +290,17 @@ impl Mapping {
             (Avro::TimeMillis, _) => prim!(Time32MillisecondArray, Value::TimeMillis(t) => *t),
             (Avro::TimeMicros, _) => prim!(Time64MicrosecondArray, Value::TimeMicros(t) => *t),
             (Avro::TimestampMillis | Avro::LocalTimestampMillis, DataType::Timestamp(_, tz)) => {
-                let a = prim!(TimestampMillisecondArray,
-                    Value::TimestampMillis(t) => *t, Value::LocalTimestampMillis(t) => *t);
-                with_tz(a, tz)
+                let mut out = Vec::with_capacity(values.len());
+                for v in values {
+                    out.push(match v {
+                        Value::Null => None,
+                        Value::TimestampMillis(t) | Value::LocalTimestampMillis(t) => {
+                            Some(millis_to_micros(*t)?)
+                        }
+                        other => return Err(mismatch(other)),
+                    });
+                }
+                with_tz(Arc::new(TimestampMicrosecondArray::from(out)), tz)
             }
             (Avro::TimestampMicros | Avro::LocalTimestampMicros, DataType::Timestamp(_, tz)) => {
                 let a = prim!(TimestampMicrosecondArray,
@@ -494,6 +504,15 @@ fn nulls(valid: &[bool]) -> Option<NullBuffer> {
     }
 }
 
+/// A millisecond timestamp in microseconds; every timestamp of years 0001-9999 (the range
+/// decoding lets through) fits.
+pub fn millis_to_micros(ms: i64) -> Result<i64> {
+    ms.checked_mul(1000).ok_or_else(|| Error::Mismatch {
+        value: format!("timestamp {ms} ms since the epoch (too far from it for microseconds)"),
+        data_type: DataType::Timestamp(TimeUnit::Microsecond, None),
+    })
+}
+
 fn with_tz(array: ArrayRef, tz: &Option<Arc<str>>) -> ArrayRef {
     use arrow::array::Array;
     match tz {
@@ -606,10 +625,15 @@ mod tests {
             .column(4)
             .as_primitive::<arrow::datatypes::Decimal128Type>();
         assert_eq!((total.value(0), total.value(1)), (1250, -1));
+        // timestamp-millis is stored in microseconds.
         assert_eq!(
             batch.column(2).data_type(),
-            &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
         );
+        let at = batch
+            .column(2)
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        assert_eq!((at.value(0), at.value(1)), (1_795_514_400_000_000, 0));
         assert!(batch.column(6).is_null(1));
         let clock = batch.column(8).as_map();
         let keys = clock.value(0);

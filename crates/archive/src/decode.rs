@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use apache_avro::Schema as Avro;
 use apache_avro::types::Value;
-use arrow::array::{Int32Array, Int64Array, RecordBatch, TimestampMillisecondArray};
+use arrow::array::{Int32Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, NaiveDate, Utc};
 use object_store::path::Path;
@@ -406,7 +406,7 @@ fn kafka_fields() -> Vec<Field> {
         Field::new(OFFSET_COLUMN, DataType::Int64, false),
         Field::new(
             TIMESTAMP_COLUMN,
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             false,
         ),
         Field::new(SCHEMA_ID_COLUMN, DataType::Int64, false),
@@ -427,9 +427,12 @@ pub fn to_batch(
     columns.push(Arc::new(Int64Array::from_iter_values(
         positions.iter().map(|p| p.1),
     )));
+    let mut timestamps = Vec::with_capacity(positions.len());
+    for p in positions {
+        timestamps.push(crate::columns::millis_to_micros(p.2)?);
+    }
     columns.push(Arc::new(
-        TimestampMillisecondArray::from_iter_values(positions.iter().map(|p| p.2))
-            .with_timezone("UTC"),
+        TimestampMicrosecondArray::from(timestamps).with_timezone("UTC"),
     ));
     columns.push(Arc::new(Int64Array::from_iter_values(
         positions.iter().map(|p| i64::from(p.3)),

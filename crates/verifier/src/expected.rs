@@ -37,7 +37,7 @@ use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, Date32Array, Int32Array, Int64Array, RecordBatch,
-    TimestampMillisecondArray,
+    TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, SchemaRef};
 use chrono::NaiveDate;
@@ -1003,9 +1003,13 @@ impl Decoder {
         columns.push(Arc::new(Int64Array::from_iter_values(
             rows.iter().map(|r| r.offset),
         )));
+        let timestamps = rows
+            .iter()
+            .map(|r| onepipe_archive::columns::millis_to_micros(r.timestamp))
+            .collect::<std::result::Result<Vec<i64>, _>>()
+            .map_err(|e| convert(&e))?;
         columns.push(Arc::new(
-            TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.timestamp))
-                .with_timezone("UTC"),
+            TimestampMicrosecondArray::from(timestamps).with_timezone("UTC"),
         ));
         columns.push(Arc::new(Int64Array::from_iter_values(
             rows.iter().map(|r| i64::from(r.schema_id)),
