@@ -1400,3 +1400,70 @@ async fn sigkill_between_files_and_commit_leaves_the_old_version_readable() {
     }
     assert_eq!(delta_rows(&store, &topic).await, (2, v2));
 }
+
+/// An archive written before the column format changed (manifest format 1, no field):
+/// the next run rewrites every date in the current format, with no new record.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_older_clean_format_is_rewritten_by_the_next_run() {
+    let (registry_url, _stop) = start_registry(Tokens::default()).await;
+    let topic = unique_name("format");
+    create_dataset(
+        &registry_url,
+        &topic,
+        ORDER_V1,
+        "order_id",
+        1,
+        &["--merge", "max_by:version"],
+    )
+    .await;
+    let (_, w) = dataset_writer(&registry_url, &topic).await;
+    let store = store();
+    let record = |offset: i64, id: &str, day: i64| {
+        let e = w
+            .encode_json(
+                &json!({"order_id": id, "version": 1, "at": DAY0 + day * DAY_MS, "amount": 1}),
+            )
+            .unwrap();
+        (offset, DAY0 + day * DAY_MS, Some(e.key), Some(e.value))
+    };
+    // Two dates, one raw file each (a raw file spans one hour).
+    write_raw(store.as_ref(), &topic, 0, &[record(0, "a", 0)]).await;
+    write_raw(store.as_ref(), &topic, 0, &[record(1, "b", 1)]).await;
+    let registry = SchemaRegistry::connect(&registry_url, RegistryOptions::default()).unwrap();
+    let opts = RunOptions::default();
+    run_topic(store.clone(), &registry, &topic, &opts)
+        .await
+        .unwrap();
+    let m1 = latest_manifest(store.as_ref(), &topic).await;
+    assert_eq!((m1.number, m1.format), (1, manifest::CLEAN_FORMAT));
+    // As an older onepipe wrote it: no `format`.
+    let path = Path::from(format!("clean/{topic}/_manifests/0000000001.json"));
+    let mut old: Json =
+        serde_json::from_slice(&store.get(&path).await.unwrap().bytes().await.unwrap()).unwrap();
+    old.as_object_mut().unwrap().remove("format");
+    store
+        .put(&path, PutPayload::from(serde_json::to_vec(&old).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(latest_manifest(store.as_ref(), &topic).await.format, 1);
+
+    let summary = run_topic(store.clone(), &registry, &topic, &opts)
+        .await
+        .unwrap();
+    assert_eq!(summary.manifest, Some(2));
+    let m2 = latest_manifest(store.as_ref(), &topic).await;
+    assert_eq!(m2.format, manifest::CLEAN_FORMAT);
+    assert_eq!(m2.dates.len(), 2);
+    for (date, entry) in &m2.dates {
+        assert!(
+            entry.version > m1.dates[date].version,
+            "{date} was not rewritten"
+        );
+        assert_eq!(entry.rows, 1);
+    }
+    // A third run has nothing to do.
+    let summary = run_topic(store.clone(), &registry, &topic, &opts)
+        .await
+        .unwrap();
+    assert_eq!(summary.manifest, None);
+}

@@ -30,6 +30,20 @@ pub struct Manifest {
     /// Records that could not be decoded, over the topic's whole history.
     #[serde(default)]
     pub rejected: Rejected,
+    /// The column format of the view's files ([`CLEAN_FORMAT`] when written by this
+    /// onepipe). Manifests from before the field are format 1, whose files hold
+    /// timestamp-millis in milliseconds. A run that finds an older format rewrites every
+    /// date, as for a schema change.
+    #[serde(default = "first_format")]
+    pub format: u32,
+}
+
+/// The column format copydog writes: 2 stores timestamp-millis and `_kafka_timestamp` in
+/// microseconds (Delta's and Spark's `TIMESTAMP` unit).
+pub const CLEAN_FORMAT: u32 = 2;
+
+fn first_format() -> u32 {
+    1
 }
 
 /// The current version of one date partition.
@@ -146,7 +160,17 @@ mod tests {
                 },
             )]),
             rejected: Rejected::default(),
+            format: CLEAN_FORMAT,
         }
+    }
+
+    #[test]
+    fn a_manifest_from_before_the_format_field_is_format_1() {
+        let mut json = serde_json::to_value(manifest(1)).unwrap();
+        assert_eq!(json["format"], CLEAN_FORMAT);
+        json.as_object_mut().unwrap().remove("format");
+        let old: Manifest = serde_json::from_value(json).unwrap();
+        assert_eq!(old.format, 1);
     }
 
     #[tokio::test]

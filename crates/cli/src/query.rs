@@ -230,6 +230,7 @@ mod tests {
                 },
             )]),
             rejected: Default::default(),
+            format: manifest::CLEAN_FORMAT,
         };
         assert!(manifest::commit(store.as_ref(), &m).await.unwrap());
         (dir, url)

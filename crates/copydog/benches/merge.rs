@@ -263,6 +263,7 @@ fn delta_commit(dir: &std::path::Path, rows: u64) -> f64 {
         )]
         .into(),
         rejected: Default::default(),
+        format: onepipe_archive::manifest::CLEAN_FORMAT,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

@@ -277,3 +277,64 @@ fn adapt(batch: &RecordBatch, target: &SchemaRef, mapping: &Mapping) -> Result<R
     }
     Ok(RecordBatch::try_new(target.clone(), columns)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, AsArray, StructArray, TimestampMillisecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit, TimestampMicrosecondType};
+
+    use super::*;
+
+    /// A format-1 file (timestamp-millis in milliseconds, also inside a record) is brought
+    /// up to the current target, where they are microseconds, with the same instants.
+    #[test]
+    fn format_1_millisecond_timestamps_become_microseconds() {
+        let avro = apache_avro::Schema::parse_str(
+            r#"{"type":"record","name":"R","fields":[
+              {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
+              {"name":"inner","type":{"type":"record","name":"I","fields":[
+                {"name":"seen","type":{"type":"long","logicalType":"timestamp-millis"}}]}}]}"#,
+        )
+        .unwrap();
+        let mapping = Mapping::new(&avro).unwrap();
+        let target = onepipe_archive::decode::target_schema(&mapping).unwrap();
+        let ms = |v: Vec<i64>| {
+            Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC")) as ArrayRef
+        };
+        let ms_type = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        let inner = StructArray::from(vec![(
+            Arc::new(Field::new("seen", ms_type.clone(), false)),
+            ms(vec![-1, 253_402_300_799_999]),
+        )]);
+        let mut fields = vec![
+            Field::new("at", ms_type.clone(), false),
+            Field::new("inner", inner.data_type().clone(), false),
+        ];
+        let mut columns = vec![ms(vec![1_795_478_400_123, 0]), Arc::new(inner) as ArrayRef];
+        // The Kafka columns, with _kafka_timestamp in milliseconds too.
+        for f in target.fields().iter().skip(2) {
+            let c: ArrayRef = if f.name() == onepipe_archive::TIMESTAMP_COLUMN {
+                fields.push(Field::new(f.name(), ms_type.clone(), false));
+                ms(vec![5, 6])
+            } else {
+                fields.push(f.as_ref().clone());
+                cast(&arrow::array::Int64Array::from(vec![1, 2]), f.data_type()).unwrap()
+            };
+            columns.push(c);
+        }
+        let old = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let new = adapt(&old, &target, &mapping).unwrap();
+        assert_eq!(new.schema(), target);
+        let at = new.column(0).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(at.values().to_vec(), vec![1_795_478_400_123_000, 0]);
+        let seen = new.column(1).as_struct().column(0).clone();
+        let seen = seen.as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(seen.values().to_vec(), vec![-1000, 253_402_300_799_999_000]);
+        let kafka = new
+            .column_by_name(onepipe_archive::TIMESTAMP_COLUMN)
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(kafka.values().to_vec(), vec![5000, 6000]);
+        assert!(!kafka.is_null(0));
+    }
+}

@@ -134,9 +134,12 @@ async fn merge_topic(
     for attempt in 1..=opts.attempts {
         let current = manifest::latest(store.as_ref(), topic).await?;
         let plan = plan(store.as_ref(), topic, current.as_ref()).await?;
-        // Every row of a view is in the newest schema: when it changed, every date is
-        // rewritten (older rows are brought up by `adapt`), new records or not.
-        let schema_changed = current.as_ref().is_some_and(|m| m.schema_id != reader_id);
+        // Every row of a view is in the newest schema and column format: when either
+        // changed, every date is rewritten (older rows are brought up by `adapt`), new
+        // records or not.
+        let schema_changed = current
+            .as_ref()
+            .is_some_and(|m| m.schema_id != reader_id || m.format != manifest::CLEAN_FORMAT);
         if plan.is_empty() && !schema_changed {
             tracing::info!(topic, "nothing new in raw/");
             return Ok(RunSummary {
@@ -215,6 +218,7 @@ async fn merge_topic(
                 .as_ref()
                 .map(|m| m.rejected.clone())
                 .unwrap_or_default(),
+            format: manifest::CLEAN_FORMAT,
         };
         for (p, w) in &decoded.watermarks {
             next.watermarks.insert(p.to_string(), *w);
