@@ -11,6 +11,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use onepipe_archive::delta;
 use onepipe_archive::layout::RawFile;
 use onepipe_archive::manifest;
 use onepipe_archive::raw::{RawBatch, encode};
@@ -990,6 +991,18 @@ async fn a_clean_file_left_out_of_the_manifest_is_caught_and_its_keys_named() {
         .await
         .unwrap();
     assert_eq!(report.mismatches, 0, "{:#?}", report.lines);
+    // The Delta table holds the manifest and exactly its files.
+    assert_eq!(
+        delta_verdicts(&report),
+        [
+            (
+                "manifest",
+                "ok",
+                "version 1 holds manifest 1 of 1".to_string()
+            ),
+            ("files", "ok", "3 files, 1 dates".to_string())
+        ]
+    );
 
     // A new manifest whose date lacks its second file, committed create-only as copydog
     // commits.
@@ -1051,6 +1064,68 @@ async fn a_clean_file_left_out_of_the_manifest_is_caught_and_its_keys_named() {
         "{:?}",
         report.keys
     );
+    // Not published yet: the Delta table is behind, which is no fault.
+    assert_eq!(
+        delta_verdicts(&report),
+        [(
+            "manifest",
+            "lag",
+            "version 1 holds manifest 1 of 2".to_string()
+        )]
+    );
+
+    // Published, then one added file's path changed by hand in the Delta log (in version
+    // 1: version 2 only removes a file): that date is named.
+    delta::publish(store.clone(), &topic).await.unwrap();
+    let commit = Path::from(format!("clean/{topic}/_delta_log/{:020}.json", 1));
+    let text = String::from_utf8(
+        store
+            .get(&commit)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    let add = text.find("\"add\"").expect("an add action");
+    let at = add + text[add..].find(".parquet\"").unwrap();
+    let tampered = format!("{}-moved{}", &text[..at], &text[at..]);
+    store
+        .put(&commit, PutPayload::from(tampered.into_bytes()))
+        .await
+        .unwrap();
+    let report = check_dataset(store.clone(), &registry, &topic, &[], 100)
+        .await
+        .unwrap();
+    let delta = delta_verdicts(&report);
+    assert_eq!(
+        delta[0],
+        (
+            "manifest",
+            "ok",
+            "version 2 holds manifest 2 of 2".to_string()
+        )
+    );
+    assert_eq!((delta[1].0, delta[1].1), ("files", "MISMATCH"));
+    let named: Vec<&str> = report
+        .lines
+        .iter()
+        .filter(|l| l.store == "delta" && l.date != onepipe_verifier::verify::ALL_DATES)
+        .map(|l| l.date.as_str())
+        .collect();
+    assert_eq!(named, [date.as_str()]);
+}
+
+/// (check, verdict, value) of the report's Delta lines.
+fn delta_verdicts(report: &onepipe_verifier::verify::DatasetReport) -> Vec<(&str, &str, String)> {
+    report
+        .lines
+        .iter()
+        .filter(|l| l.store == onepipe_verifier::verify::DELTA)
+        .map(|l| (l.check.as_str(), l.verdict.as_str(), l.value.clone()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use futures::StreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
 use onepipe_archive::columns::Mapping;
+use onepipe_archive::delta;
 use onepipe_archive::manifest;
 use onepipe_client::SchemaRegistry;
 use onepipe_core::metadata::TopicMetadata;
@@ -102,6 +103,104 @@ impl CheckOptions {
             full: false,
             key_index_bytes: None,
         }
+    }
+}
+
+/// The store name of the clean archive's Delta table in reports.
+pub const DELTA: &str = "delta";
+
+/// The Delta table against the manifest, as deltalake reads its log: the manifest it holds
+/// (`lag` while a newer manifest waits for copydog's next run to publish it) and, once it
+/// holds this one, every date's files, which must be exactly the manifest's (one line for
+/// the table, and one per date that differs). A table that
+/// is missing while the manifest exists is `lag` too (published on copydog's next run);
+/// one that cannot be read is an error of the report.
+async fn delta_lines(
+    store: &Arc<dyn ObjectStore>,
+    m: &manifest::Manifest,
+    report: &mut DatasetReport,
+) {
+    let topic = m.topic.as_str();
+    let line = |date: &str, check: &str, value: String, verdict: &str| Line {
+        dataset: topic.to_string(),
+        date: date.to_string(),
+        store: DELTA.to_string(),
+        check: check.to_string(),
+        value,
+        verdict: verdict.to_string(),
+    };
+    let table = match delta::files(store.clone(), topic, delta::AsOf::Latest).await {
+        Ok(t) => t,
+        Err(e) => {
+            report.errors.push(format!("{DELTA}: {e}"));
+            return;
+        }
+    };
+    let Some(table) = table else {
+        report.lines.push(line(
+            ALL_DATES,
+            "manifest",
+            format!("no table yet (manifest {})", m.number),
+            "lag",
+        ));
+        return;
+    };
+    let held = table.manifest.unwrap_or(0);
+    let verdict = match held.cmp(&m.number) {
+        std::cmp::Ordering::Equal => OK,
+        std::cmp::Ordering::Less => "lag",
+        std::cmp::Ordering::Greater => "MISMATCH",
+    };
+    report.lines.push(line(
+        ALL_DATES,
+        "manifest",
+        format!(
+            "version {} holds manifest {held} of {}",
+            table.version, m.number
+        ),
+        verdict,
+    ));
+    if verdict == "MISMATCH" {
+        report.mismatches += 1;
+    }
+    if held != m.number {
+        return;
+    }
+    let mut dates: BTreeSet<NaiveDate> = m.dates.keys().copied().collect();
+    dates.extend(table.dates.keys().copied());
+    let mut differing = Vec::new();
+    for date in &dates {
+        let mut want: Vec<&str> = m
+            .dates
+            .get(date)
+            .map(|e| e.files.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        want.sort_unstable();
+        let have: Vec<&str> = table
+            .dates
+            .get(date)
+            .map(|f| f.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        if want != have {
+            differing.push((*date, have.len(), want.len()));
+        }
+    }
+    // One line for the table; a line more for each date whose files differ.
+    let files = table.files().count();
+    report.lines.push(line(
+        ALL_DATES,
+        "files",
+        format!("{files} files, {} dates", table.dates.len()),
+        if differing.is_empty() { OK } else { "MISMATCH" },
+    ));
+    for (date, have, want) in differing {
+        report.mismatches += 1;
+        report.lines.push(line(
+            &date.to_string(),
+            "files",
+            format!("{have} files; the manifest names {want}, not the same"),
+            "MISMATCH",
+        ));
     }
 }
 
@@ -495,6 +594,8 @@ pub async fn check_dataset_with(
             reject_differences(store.as_ref(), &m, &prior, view.rejects(), max_keys).await?;
         push_keys(&mut report, topic, ALL_DATES, RAW, found);
     }
+
+    delta_lines(&store, &m, &mut report).await;
 
     report.verdicts = next
         .dates
