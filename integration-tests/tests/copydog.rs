@@ -1437,3 +1437,112 @@ async fn an_older_clean_format_is_rewritten_by_the_next_run() {
         .unwrap();
     assert_eq!(summary.manifest, None);
 }
+
+/// Vacuum cleans the Delta log as Delta does: commits older than the log retention (30
+/// days by default) and older than the checkpoint (every 10 versions) go, the table still
+/// reads at its newest version from the checkpoint, and versions before it are gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn vacuum_removes_expired_delta_log_entries_before_a_checkpoint() {
+    let (registry_url, _stop) = start_registry(Tokens::default()).await;
+    let topic = unique_name("logs");
+    create_dataset(
+        &registry_url,
+        &topic,
+        ORDER_V1,
+        "order_id",
+        1,
+        &["--merge", "max_by:version"],
+    )
+    .await;
+    let (_, w) = dataset_writer(&registry_url, &topic).await;
+    // A local folder, whose file times the test can move back.
+    let dir = std::env::temp_dir().join(format!("onepipe-logs-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = onepipe_core::store::open(&format!("file://{}", dir.display())).unwrap();
+    let registry = SchemaRegistry::connect(&registry_url, RegistryOptions::default()).unwrap();
+    for i in 0..11i64 {
+        let e = w
+            .encode_json(
+                &json!({"order_id": format!("o{i}"), "version": 1, "at": DAY0, "amount": i}),
+            )
+            .unwrap();
+        write_raw(
+            store.as_ref(),
+            &topic,
+            0,
+            &[(i, DAY0, Some(e.key), Some(e.value))],
+        )
+        .await;
+        run_topic(store.clone(), &registry, &topic, &RunOptions::default())
+            .await
+            .unwrap();
+    }
+    let log = dir.join(format!("clean/{topic}/_delta_log"));
+    let commits = |log: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(log)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(commits(&log).len(), 12, "versions 0 to 11");
+    assert!(log.join("00000000000000000010.checkpoint.parquet").exists());
+
+    // Within the retention nothing goes.
+    let s = vacuum(
+        &store,
+        &topic,
+        std::time::Duration::from_secs(3600),
+        1,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.log_entries, 0);
+    assert_eq!(commits(&log).len(), 12);
+
+    // Forty days later: versions 0-9 go (older than checkpoint 10); 10 and 11 stay.
+    for name in commits(&log) {
+        let ok = std::process::Command::new("touch")
+            .args(["-d", "40 days ago"])
+            .arg(log.join(&name))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+    let s = vacuum(
+        &store,
+        &topic,
+        std::time::Duration::from_secs(3600),
+        1,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.log_entries, 10);
+    assert_eq!(
+        commits(&log),
+        ["00000000000000000010.json", "00000000000000000011.json"]
+    );
+    let t = delta::files(store.clone(), &topic, delta::AsOf::Latest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((t.version, t.manifest), (11, Some(11)));
+    let m = latest_manifest(store.as_ref(), &topic).await;
+    let mut want: Vec<String> = m.dates.values().flat_map(|e| e.files.clone()).collect();
+    want.sort();
+    let mut have: Vec<String> = t.files().map(String::from).collect();
+    have.sort();
+    assert_eq!(have, want);
+    assert!(
+        delta::files(store.clone(), &topic, delta::AsOf::Version(3))
+            .await
+            .is_err(),
+        "version 3's log is gone"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -190,6 +190,23 @@ pub async fn open_as_of(
     Ok(Some(table))
 }
 
+/// Delta's own log cleanup: commit files older than the table's log retention
+/// (`delta.logRetentionDuration`, 30 days unless set) and older than a checkpoint are
+/// removed, so readers start from that checkpoint; time travel reaches back as far as the
+/// log that is left. Returns how many entries went.
+pub async fn clean_log(store: Arc<dyn ObjectStore>, topic: &str) -> Result<usize> {
+    let Some(table) = open(store, topic, None).await? else {
+        return Ok(0);
+    };
+    let removed = deltalake::checkpoints::cleanup_metadata(&table, None)
+        .await
+        .map_err(delta_error(topic))?;
+    if removed > 0 {
+        tracing::info!(topic, removed, "delta: expired log entries removed");
+    }
+    Ok(removed)
+}
+
 /// When version `v` of `table` was committed: its commit file's time, as Delta readers
 /// take it for time travel.
 async fn commit_time(table: &DeltaTable, v: u64) -> Result<DateTime<Utc>> {

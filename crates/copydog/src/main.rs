@@ -177,11 +177,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 eprintln!(
                     "copydog: vacuum {topic}: {} file(s) and {} merged raw-file claim(s) {}, \
-                     the last {} manifest(s) kept readable",
+                     the last {} manifest(s) kept readable, {} expired Delta log entr(y/ies) removed",
                     s.deleted.len(),
                     s.claims.len(),
                     if dry_run { "to delete" } else { "deleted" },
-                    s.kept_manifests
+                    s.kept_manifests,
+                    s.log_entries
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -23,6 +23,9 @@ pub struct VacuumSummary {
     pub deleted: Vec<String>,
     /// Claims under `raw/{topic}/_claims/` no longer needed.
     pub claims: Vec<String>,
+    /// Delta log entries removed: commits older than the table's log retention
+    /// (`delta.logRetentionDuration`, 30 days unless set) and older than a checkpoint.
+    pub log_entries: usize,
 }
 
 /// Deletes every object under `clean/{topic}/` (manifests and the Delta log aside) that
@@ -53,6 +56,7 @@ pub async fn vacuum(
         Ok(None) => Vec::new(),
         Err(e) => return Err(delta_error(topic, e.to_string())),
     };
+    let store_arc = store.clone();
     let store = store.as_ref();
     let numbers = manifest::list(store, topic).await?;
     let recent = &numbers[numbers.len().saturating_sub(keep.max(1))..];
@@ -90,15 +94,18 @@ pub async fn vacuum(
         Some(m) => stale_claims(store, topic, m, cutoff).await?,
         None => Vec::new(),
     };
+    let mut log_entries = 0;
     if !dry_run {
         for path in deleted.iter().chain(&claims) {
             store.delete(&Path::from(path.as_str())).await?;
         }
+        log_entries = delta::clean_log(store_arc, topic).await?;
     }
     Ok(VacuumSummary {
         kept_manifests: recent.len(),
         deleted,
         claims,
+        log_entries,
     })
 }
 
