@@ -1371,10 +1371,11 @@ async fn sigkill_between_files_and_commit_leaves_the_old_version_readable() {
     assert_eq!(delta_rows(&store, &topic).await, (2, v2));
 }
 
-/// An archive written before the column format changed (manifest format 1, no field):
-/// the next run rewrites every date in the current format, with no new record.
+/// An archive written by an older onepipe (no Delta log; manifest format 1, no field):
+/// `copydog migrate` makes it a Delta table, and the next run rewrites every date in the
+/// current format, with no new record.
 #[tokio::test(flavor = "multi_thread")]
-async fn an_older_clean_format_is_rewritten_by_the_next_run() {
+async fn an_older_archive_is_migrated_and_its_format_rewritten_by_the_next_run() {
     let (registry_url, _stop) = start_registry(Tokens::default()).await;
     let topic = unique_name("format");
     create_dataset(
@@ -1387,7 +1388,8 @@ async fn an_older_clean_format_is_rewritten_by_the_next_run() {
     )
     .await;
     let (_, w) = dataset_writer(&registry_url, &topic).await;
-    let store = store();
+    let store_url = fresh_store_url();
+    let store = onepipe_core::store::open(&store_url).unwrap();
     let record = |offset: i64, id: &str, day: i64| {
         let e = w
             .encode_json(
@@ -1406,7 +1408,22 @@ async fn an_older_clean_format_is_rewritten_by_the_next_run() {
         .unwrap();
     let m1 = latest_manifest(store.as_ref(), &topic).await;
     assert_eq!((m1.number, m1.format), (1, manifest::CLEAN_FORMAT));
-    // As an older onepipe wrote it: no `format`.
+    // As an older onepipe wrote it: no Delta log, and no `format`.
+    let log: Vec<object_store::ObjectMeta> = futures::TryStreamExt::try_collect(
+        store.list(Some(&Path::from(format!("clean/{topic}/_delta_log")))),
+    )
+    .await
+    .unwrap();
+    assert!(!log.is_empty());
+    for o in log {
+        store.delete(&o.location).await.unwrap();
+    }
+    assert!(
+        delta::files(store.clone(), &topic, delta::AsOf::Latest)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let path = Path::from(format!("clean/{topic}/_manifests/0000000001.json"));
     let mut old: Json =
         serde_json::from_slice(&store.get(&path).await.unwrap().bytes().await.unwrap()).unwrap();
@@ -1416,6 +1433,33 @@ async fn an_older_clean_format_is_rewritten_by_the_next_run() {
         .await
         .unwrap();
     assert_eq!(latest_manifest(store.as_ref(), &topic).await.format, 1);
+
+    // `copydog migrate` makes it a Delta table of the same files, and says the format is old.
+    let copydog = onepipe_integration_tests::service_binary("onepipe-copydog", "copydog");
+    let out = std::process::Command::new(&copydog)
+        .args(["--registry", &registry_url, "--object-store", &store_url])
+        .args(["migrate", "--topic", &topic])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("is a Delta table at version 1: manifest 1 published"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("column format 1"), "{stderr}");
+    let t = delta::files(store.clone(), &topic, delta::AsOf::Latest)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut have: Vec<String> = t.files().map(String::from).collect();
+    have.sort();
+    let mut want: Vec<String> = m1.dates.values().flat_map(|e| e.files.clone()).collect();
+    want.sort();
+    assert_eq!((t.manifest, have), (Some(1), want));
 
     let summary = run_topic(store.clone(), &registry, &topic, &opts)
         .await

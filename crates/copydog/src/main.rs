@@ -65,6 +65,15 @@ enum Command {
         #[arg(long, env = "ONEPIPE_EVERY", value_parser = parse_duration)]
         every: Option<std::time::Duration>,
     },
+    /// Turn a topic's clean archive into a Delta Lake table (clean/{topic}/_delta_log/)
+    /// without rewriting data files: publishes every manifest the table does not hold yet
+    /// (all of them for an archive made before the Delta log). `copydog run` does the
+    /// same after each merge; this is for archives no run touches.
+    Migrate {
+        /// The topic whose clean archive becomes a table.
+        #[arg(long)]
+        topic: String,
+    },
     /// Delete clean files that none of the last --keep manifests names, and copycat's
     /// claims for raw files already merged (older than --older-than too).
     Vacuum {
@@ -149,6 +158,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     () = &mut stop => return Ok(ExitCode::SUCCESS),
                 }
             }
+        }
+        Command::Migrate { topic } => {
+            let Some(m) = onepipe_archive::manifest::latest(store.as_ref(), &topic).await? else {
+                anyhow::bail!("topic {topic} has no clean archive (no manifest) to migrate");
+            };
+            let published = onepipe_archive::delta::publish(store.clone(), &topic).await?;
+            let version = published.version.unwrap_or(0);
+            match published.manifests.as_slice() {
+                [] => println!(
+                    "clean/{topic} is a Delta table at version {version}, holding manifest {}: nothing to do",
+                    m.number
+                ),
+                [first, .., last] => println!(
+                    "clean/{topic} is a Delta table at version {version}: manifests {first} to {last} published"
+                ),
+                [only] => println!(
+                    "clean/{topic} is a Delta table at version {version}: manifest {only} published"
+                ),
+            }
+            if m.format < onepipe_archive::manifest::CLEAN_FORMAT {
+                eprintln!(
+                    "copydog: {topic}: its files are in column format {} (timestamps in milliseconds); \
+                     the next `copydog run` rewrites every date in format {}",
+                    m.format,
+                    onepipe_archive::manifest::CLEAN_FORMAT
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Vacuum {
             topic,
