@@ -567,6 +567,17 @@ async fn load_reload_evolve(backend: Backend) {
 
     // copydog rewrites day 0 only: only day 0 is reloaded, no duplicates.
     let m2 = p.produce(300..340, 0, None).await;
+    // Until manifest m2 is in the Delta table (a copydog run that died between the two
+    // writes), the loader loads what Delta readers see: nothing new.
+    let commit =
+        object_store::path::Path::from(format!("clean/{}/_delta_log/{m2:020}.json", p.topic));
+    p.store.delete(&commit).await.unwrap();
+    let waiting = loader.cycle(&stopped).await;
+    assert!(waiting.ok() && waiting.loaded.is_empty(), "{waiting:?}");
+    let published = onepipe_archive::delta::publish(p.store.clone(), &p.topic)
+        .await
+        .unwrap();
+    assert_eq!(published.manifests, [m2]);
     let report = loader.cycle(&stopped).await;
     assert!(report.ok(), "{report:?}");
     assert_eq!(

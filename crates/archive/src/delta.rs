@@ -190,6 +190,31 @@ pub async fn open_as_of(
     Ok(Some(table))
 }
 
+/// The manifest Delta readers see: the one the table's current version publishes, or the
+/// newest manifest while the topic has no table yet (an archive copydog has not
+/// published, or whose schema has no Delta form). Readers that need more than the files
+/// (versions, rows, checks) read this, so that they see what Spark and DuckDB see.
+pub async fn current_manifest(
+    store: Arc<dyn ObjectStore>,
+    topic: &str,
+) -> Result<Option<Manifest>> {
+    let Some(table) = open(store.clone(), topic, None).await? else {
+        return manifest::latest(store.as_ref(), topic).await;
+    };
+    let snapshot = table.snapshot().map_err(delta_error(topic))?;
+    let held = snapshot
+        .transaction_version(table.log_store().as_ref(), MANIFEST_APP_ID)
+        .await
+        .map_err(delta_error(topic))?;
+    match held {
+        Some(n) => manifest::read(store.as_ref(), topic, n as u64)
+            .await
+            .map(Some),
+        // Version 0 only: created, nothing published yet.
+        None => Ok(None),
+    }
+}
+
 /// Delta's own log cleanup: commit files older than the table's log retention
 /// (`delta.logRetentionDuration`, 30 days unless set) and older than a checkpoint are
 /// removed, so readers start from that checkpoint; time travel reaches back as far as the

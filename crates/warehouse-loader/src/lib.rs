@@ -34,7 +34,6 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use futures::StreamExt;
 use object_store::ObjectStore;
-use onepipe_archive::manifest;
 use onepipe_client::SchemaRegistry;
 use onepipe_client::args::RegistryArgs;
 use onepipe_core::admin::Metrics;
@@ -251,7 +250,10 @@ impl Loader {
     /// Plans one dataset: the table is created or evolved, and the dates to load listed.
     async fn plan(&self, dataset: &Dataset) -> Result<Vec<DateLoad>> {
         let topic = &dataset.topic;
-        let Some(m) = manifest::latest(self.store.as_ref(), topic).await? else {
+        // What the Delta table's current version holds, as Spark and DuckDB read it; a
+        // manifest copydog has committed and not yet published waits for its next run.
+        let Some(m) = onepipe_archive::delta::current_manifest(self.store.clone(), topic).await?
+        else {
             tracing::debug!(dataset = %topic, "no manifest yet: nothing to load");
             self.gauge(metrics::MANIFESTS_BEHIND, topic, 0.0);
             self.gauge(metrics::DATES_PENDING, topic, 0.0);
