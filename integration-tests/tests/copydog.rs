@@ -41,6 +41,55 @@ const ORDER_V2: &str = r#"{"type":"record","name":"Order","namespace":"shop","fi
 const DAY0: i64 = 1_795_478_400_000;
 const DAY_MS: i64 = 86_400_000;
 
+/// The setup most copydog tests share: a registry, an `orders` dataset (max_by:version,
+/// one partition) and a fresh store on the stack's S3 server.
+struct Orders {
+    registry_url: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    topic: String,
+    w: onepipe_client::WriterSchema,
+    store_url: String,
+    store: Arc<dyn ObjectStore>,
+}
+
+impl Orders {
+    async fn new(prefix: &str) -> Self {
+        let (registry_url, _stop) = start_registry(Tokens::default()).await;
+        let topic = unique_name(prefix);
+        create_dataset(
+            &registry_url,
+            &topic,
+            ORDER_V1,
+            "order_id",
+            1,
+            &["--merge", "max_by:version"],
+        )
+        .await;
+        let (_, w) = dataset_writer(&registry_url, &topic).await;
+        let store_url = fresh_store_url();
+        let store = onepipe_core::store::open(&store_url).unwrap();
+        Orders {
+            registry_url,
+            _stop,
+            topic,
+            w,
+            store_url,
+            store,
+        }
+    }
+
+    /// A raw record of order `id` at `version`, at day `day` after DAY0 (its Kafka time,
+    /// which dates it).
+    fn record(&self, offset: i64, id: &str, version: i64, day: i64) -> RawRecord {
+        let at = DAY0 + day * DAY_MS;
+        let e = self
+            .w
+            .encode_json(&json!({"order_id": id, "version": version, "at": at, "amount": 1}))
+            .unwrap();
+        (offset, at, Some(e.key), Some(e.value))
+    }
+}
+
 fn store() -> Arc<dyn ObjectStore> {
     onepipe_core::store::open(&fresh_store_url()).unwrap()
 }
@@ -1088,26 +1137,14 @@ async fn many_rejects_are_written_in_parts_of_bounded_size() {
 /// being started again, and exits 0 on SIGTERM.
 #[tokio::test(flavor = "multi_thread")]
 async fn run_every_merges_new_raw_files_until_sigterm() {
-    let (registry_url, _stop) = start_registry(Tokens::default()).await;
-    let topic = unique_name("every");
-    create_dataset(
-        &registry_url,
-        &topic,
-        ORDER_V1,
-        "order_id",
-        1,
-        &["--merge", "max_by:version"],
-    )
-    .await;
-    let (_, w) = dataset_writer(&registry_url, &topic).await;
-    let store_url = fresh_store_url();
-    let store = onepipe_core::store::open(&store_url).unwrap();
-    let record = |offset: i64, id: &str, version: i64| {
-        let e = w
-            .encode_json(&json!({"order_id": id, "version": version, "at": DAY0, "amount": 1}))
-            .unwrap();
-        (offset, DAY0, Some(e.key), Some(e.value))
-    };
+    let o = Orders::new("every").await;
+    let (registry_url, topic, store_url, store) = (
+        o.registry_url.clone(),
+        o.topic.clone(),
+        o.store_url.clone(),
+        o.store.clone(),
+    );
+    let record = |offset: i64, id: &str, version: i64| o.record(offset, id, version, 0);
     write_raw(
         store.as_ref(),
         &topic,
@@ -1246,26 +1283,14 @@ async fn delta_rows(store: &Arc<dyn ObjectStore>, topic: &str) -> (i64, BTreeMap
 /// version until the next run publishes the manifest; vacuum then removes the orphans.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_between_files_and_commit_leaves_the_old_version_readable() {
-    let (registry_url, _stop) = start_registry(Tokens::default()).await;
-    let topic = unique_name("crash");
-    create_dataset(
-        &registry_url,
-        &topic,
-        ORDER_V1,
-        "order_id",
-        1,
-        &["--merge", "max_by:version"],
-    )
-    .await;
-    let (_, w) = dataset_writer(&registry_url, &topic).await;
-    let store_url = fresh_store_url();
-    let store = onepipe_core::store::open(&store_url).unwrap();
-    let record = |offset: i64, id: &str, version: i64| {
-        let e = w
-            .encode_json(&json!({"order_id": id, "version": version, "at": DAY0, "amount": 1}))
-            .unwrap();
-        (offset, DAY0, Some(e.key), Some(e.value))
-    };
+    let o = Orders::new("crash").await;
+    let (registry_url, topic, store_url, store) = (
+        o.registry_url.clone(),
+        o.topic.clone(),
+        o.store_url.clone(),
+        o.store.clone(),
+    );
+    let record = |offset: i64, id: &str, version: i64| o.record(offset, id, version, 0);
     let copydog = onepipe_integration_tests::service_binary("onepipe-copydog", "copydog");
     let run = || {
         let out = std::process::Command::new(&copydog)
@@ -1376,28 +1401,14 @@ async fn sigkill_between_files_and_commit_leaves_the_old_version_readable() {
 /// current format, with no new record.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_older_archive_is_migrated_and_its_format_rewritten_by_the_next_run() {
-    let (registry_url, _stop) = start_registry(Tokens::default()).await;
-    let topic = unique_name("format");
-    create_dataset(
-        &registry_url,
-        &topic,
-        ORDER_V1,
-        "order_id",
-        1,
-        &["--merge", "max_by:version"],
-    )
-    .await;
-    let (_, w) = dataset_writer(&registry_url, &topic).await;
-    let store_url = fresh_store_url();
-    let store = onepipe_core::store::open(&store_url).unwrap();
-    let record = |offset: i64, id: &str, day: i64| {
-        let e = w
-            .encode_json(
-                &json!({"order_id": id, "version": 1, "at": DAY0 + day * DAY_MS, "amount": 1}),
-            )
-            .unwrap();
-        (offset, DAY0 + day * DAY_MS, Some(e.key), Some(e.value))
-    };
+    let o = Orders::new("format").await;
+    let (registry_url, topic, store_url, store) = (
+        o.registry_url.clone(),
+        o.topic.clone(),
+        o.store_url.clone(),
+        o.store.clone(),
+    );
+    let record = |offset: i64, id: &str, day: i64| o.record(offset, id, 1, day);
     // Two dates, one raw file each (a raw file spans one hour).
     write_raw(store.as_ref(), &topic, 0, &[record(0, "a", 0)]).await;
     write_raw(store.as_ref(), &topic, 0, &[record(1, "b", 1)]).await;
