@@ -20,7 +20,7 @@ run:
 test: delta-readers
 	$(STACK) up
 	@eval "$$($(STACK) env)"; rc=0; \
-	  cargo test --workspace || rc=1; \
+	  cargo test --workspace --no-fail-fast || rc=1; \
 	  cargo build --workspace --bins && python3 -m pytest -q -rs integration-tests/python || rc=1; \
 	  if [ -z "$$ONEPIPE_KEEP_STACK" ]; then $(STACK) down; fi; exit $$rc
 
