@@ -47,6 +47,7 @@ struct Orders {
     registry_url: String,
     _stop: tokio::sync::oneshot::Sender<()>,
     topic: String,
+    registry: onepipe_client::SchemaRegistry,
     w: onepipe_client::WriterSchema,
     store_url: String,
     store: Arc<dyn ObjectStore>,
@@ -65,13 +66,14 @@ impl Orders {
             &["--merge", "max_by:version"],
         )
         .await;
-        let (_, w) = dataset_writer(&registry_url, &topic).await;
+        let (registry, w) = dataset_writer(&registry_url, &topic).await;
         let store_url = fresh_store_url();
         let store = onepipe_core::store::open(&store_url).unwrap();
         Orders {
             registry_url,
             _stop,
             topic,
+            registry,
             w,
             store_url,
             store,
@@ -768,19 +770,8 @@ async fn kafka_timestamps_outside_years_1_to_9999_are_rejected() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_runs_never_mix_views() {
-    let (registry_url, _stop) = start_registry(Tokens::default()).await;
-    let topic = unique_name("orders");
-    create_dataset(
-        &registry_url,
-        &topic,
-        ORDER_V1,
-        "order_id",
-        1,
-        &["--merge", "max_by:version"],
-    )
-    .await;
-    let (registry, w) = dataset_writer(&registry_url, &topic).await;
-    let store = store();
+    let o = Orders::new("orders").await;
+    let (registry, w, topic, store) = (&o.registry, &o.w, o.topic.clone(), o.store.clone());
     let orders: Vec<Order> = (0..500i64)
         .map(|i| Order {
             id: format!("c-{}", i % 300),
@@ -792,16 +783,16 @@ async fn concurrent_runs_never_mix_views() {
     let recs: Vec<RawRecord> = orders
         .iter()
         .enumerate()
-        .map(|(i, o)| {
-            let (k, v) = encode_order(&w, o, None);
+        .map(|(i, order)| {
+            let (k, v) = encode_order(w, order, None);
             (i as i64, DAY0, Some(k), Some(v))
         })
         .collect();
     write_raw(store.as_ref(), &topic, 0, &recs).await;
     let opts = RunOptions::default();
     let (a, b) = tokio::join!(
-        run_topic(store.clone(), &registry, &topic, &opts),
-        run_topic(store.clone(), &registry, &topic, &opts)
+        run_topic(store.clone(), registry, &topic, &opts),
+        run_topic(store.clone(), registry, &topic, &opts)
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     let committed: Vec<u64> = [a.manifest, b.manifest].into_iter().flatten().collect();

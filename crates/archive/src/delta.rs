@@ -25,6 +25,7 @@ use deltalake::kernel::{Action, Add, Metadata, Protocol, Remove, StructType, Tra
 use deltalake::logstore::{LogStoreRef, StorageConfig, default_logstore};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -44,6 +45,8 @@ pub const DATE_COLUMN: &str = "_date";
 pub const MANIFEST_APP_ID: &str = "onepipe-manifest";
 /// A checkpoint is written every this many Delta versions.
 pub const CHECKPOINT_INTERVAL: u64 = 10;
+/// Footers of added files read at once while a commit is put together.
+const FOOTER_READS: usize = 16;
 
 /// `clean/{topic}`: the table's root, relative to the object store's root.
 pub fn table_root(topic: &str) -> String {
@@ -482,7 +485,7 @@ async fn table_schema(
     let Some(file) = m.dates.values().flat_map(|e| e.files.iter()).next() else {
         return Ok(None);
     };
-    let footer = footer(store, file).await?;
+    let (_, footer) = footer(store, file).await?;
     let arrow = parquet::arrow::parquet_to_arrow_schema(
         footer.file_metadata().schema_descr(),
         footer.file_metadata().key_value_metadata(),
@@ -529,8 +532,7 @@ pub fn with_date(topic: &str, arrow: &arrow::datatypes::Schema) -> Result<Struct
     StructType::try_new(fields).map_err(|e| bad(e.to_string()))
 }
 
-/// The footer of a clean Parquet file: its last 8 bytes give the length of the metadata
-/// before them.
+/// Whether `dt` holds nanosecond timestamps, at any depth.
 fn has_nanos(dt: &arrow::datatypes::DataType) -> bool {
     use arrow::datatypes::{DataType, TimeUnit};
     match dt {
@@ -543,14 +545,20 @@ fn has_nanos(dt: &arrow::datatypes::DataType) -> bool {
     }
 }
 
-async fn footer(store: &Arc<dyn ObjectStore>, file: &str) -> Result<Arc<ParquetMetaData>> {
+/// The object's metadata and the footer of a clean Parquet file: its last 8 bytes give
+/// the length of the metadata before them.
+async fn footer(
+    store: &Arc<dyn ObjectStore>,
+    file: &str,
+) -> Result<(object_store::ObjectMeta, Arc<ParquetMetaData>)> {
     let path = Path::from(file);
     let bad = |reason: String| {
         Error::Parquet(parquet::errors::ParquetError::General(format!(
             "{file}: {reason}"
         )))
     };
-    let size = store.head(&path).await?.size;
+    let meta = store.head(&path).await?;
+    let size = meta.size;
     if size < 12 {
         return Err(bad(format!("{size} bytes is too short for a Parquet file")));
     }
@@ -563,9 +571,8 @@ async fn footer(store: &Arc<dyn ObjectStore>, file: &str) -> Result<Arc<ParquetM
         return Err(bad(format!("footer of {len} bytes in a file of {size}")));
     }
     let bytes = store.get_range(&path, size - 8 - len..size - 8).await?;
-    ParquetMetaDataReader::decode_metadata(&bytes)
-        .map(Arc::new)
-        .map_err(|e| bad(e.to_string()))
+    let footer = ParquetMetaDataReader::decode_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+    Ok((meta, Arc::new(footer)))
 }
 
 /// A clean file's path relative to the table's root.
@@ -627,10 +634,16 @@ async fn commit_actions(
             default_row_commit_version: None,
         }));
     }
-    for (path, date) in added {
+    // A run that rewrote many dates adds many files: their footers are read a few at a
+    // time rather than one round trip after another.
+    let footers: Vec<_> = futures::stream::iter(added.iter().map(|(path, _)| {
         let file = format!("{}/{path}", table_root(&m.topic));
-        let meta = store.head(&Path::from(file.as_str())).await?;
-        let footer = footer(store, &file).await?;
+        async move { footer(store, &file).await }
+    }))
+    .buffered(FOOTER_READS)
+    .try_collect()
+    .await?;
+    for ((path, date), (meta, footer)) in added.into_iter().zip(footers) {
         actions.push(Action::Add(Add {
             path: path.to_string(),
             partition_values: HashMap::from([(
@@ -774,7 +787,6 @@ impl std::fmt::Display for SortedListing {
 fn sorted(
     s: futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>,
 ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
-    use futures::{StreamExt, TryStreamExt};
     futures::stream::once(async move {
         let mut all: Vec<object_store::ObjectMeta> = s.try_collect().await?;
         all.sort_by(|a, b| a.location.cmp(&b.location));
@@ -975,7 +987,7 @@ mod tests {
             .put(&Path::from("f.parquet"), PutPayload::from(out))
             .await
             .unwrap();
-        let s = stats(&footer(&store, "f.parquet").await.unwrap());
+        let s = stats(&footer(&store, "f.parquet").await.unwrap().1);
         assert_eq!(s["numRecords"], json!(3));
         assert_eq!(s["minValues"], json!({"n": -5, "i": 3}));
         assert_eq!(s["maxValues"], json!({"n": i64::MAX, "i": 9}));

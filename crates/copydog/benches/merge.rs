@@ -1,34 +1,52 @@
-//! copydog's dedup-and-sort next to DuckDB running the equivalent SQL, on the same data,
-//! in one run.
+//! copydog's dedup-and-sort next to DuckDB doing the same work, on the same data, in one
+//! run, on equal terms.
 //!
 //! The data: `BENCH_ROWS` rows (default 10 million) of decoded records — a string key
 //! with about three versions each arriving out of order, a version, a timestamp and two
-//! payload columns — written once as a Parquet file. Each side reads that file, keeps
-//! the newest version per key, sorts by (timestamp, key) and writes a Parquet file:
-//! - copydog in memory: `merge::merge` (max_by(version)) between an Arrow Parquet reader
-//!   and writer;
+//! payload columns — written once as a zstd Parquet file, as copydog writes clean files.
+//! Each side reads that file, keeps the newest version per key, sorts by (timestamp,
+//! key) and writes zstd Parquet (level [`ZSTD_LEVEL`], row groups of a million rows):
+//! - copydog in memory: `merge::merge` (max_by(version)) on every core (and, for
+//!   comparison, merge and encoding on one thread, as they were before), the topic's
+//!   checks, files of a million rows as `copydog run` writes them (`--max-file-rows`),
+//!   and the run's commit (manifest and Delta commit, on a local store);
 //! - copydog bounded (`BENCH_MEMORY_LIMIT_MB`, default 256): the path a date larger than
 //!   `--memory-limit` takes — rows spilled to hash buckets on disk, each merged into a
-//!   sorted run, the runs merged into the output;
-//! - DuckDB (the Python package, in a subprocess): `COPY (SELECT * FROM read_parquet(…)
-//!   QUALIFY row_number() OVER (PARTITION BY key ORDER BY version DESC, _kafka_offset
-//!   DESC) = 1 ORDER BY at, key) TO … (FORMAT parquet)`.
+//!   sorted run, the runs merged into the output — with the same checks, files and commit;
+//! - DuckDB (the Python package, in a subprocess, on every core): `COPY (SELECT * FROM
+//!   read_parquet(…) QUALIFY row_number() OVER (PARTITION BY key ORDER BY version DESC,
+//!   _kafka_offset DESC) = 1 ORDER BY at, key) TO … (FORMAT parquet, COMPRESSION zstd,
+//!   COMPRESSION_LEVEL 3, ROW_GROUP_SIZE 1000000)`.
 //!
-//! The outputs are checked to hold the same number of rows. The figures to watch are the
-//! ratios copydog / DuckDB (aim: at most 1.5). `make bench`, or
-//! `cargo bench -p onepipe-copydog --bench merge` (needs `pip install duckdb`).
+//! `BENCH_ROUNDS` rounds (default 3); each prints its figures and the end gives the
+//! medians. The outputs are checked to hold the same number of rows. The figures to
+//! watch are the ratios copydog / DuckDB (aim: in memory at most 1.0, bounded at most
+//! 1.2). `make bench`, or `cargo bench -p onepipe-copydog --bench merge` (needs
+//! `pip install duckdb`).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use onepipe_archive::merge::merge;
+use arrow::array::{Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use onepipe_archive::clean::{ZSTD_LEVEL, parquet_batches, writer_properties};
+use onepipe_archive::merge::{merge, merge_on};
 use onepipe_archive::{OFFSET_COLUMN, PARTITION_COLUMN};
-use onepipe_copydog::spill::{Budget, Pending, RunMerger, Runs, merge_buckets};
+use onepipe_copydog::sink::{Sorted, Source, next_file};
+use onepipe_copydog::spill::{Budget, Pending, Runs, merge_buckets};
 use onepipe_core::metadata::TopicMetadata;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::properties::WriterProperties;
+
+/// Rows per clean file and per row group, on both sides (`copydog run`'s default).
+const FILE_ROWS: usize = 1_000_000;
+
+fn props(rows: usize) -> WriterProperties {
+    writer_properties()
+        .set_max_row_group_row_count(Some(rows))
+        .build()
+}
 
 fn main() {
     let rows: usize = std::env::var("BENCH_ROWS")
@@ -44,7 +62,7 @@ fn main() {
         Field::new("version", DataType::Int64, false),
         Field::new(
             "at",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             false,
         ),
         Field::new("amount", DataType::Int64, false),
@@ -54,7 +72,7 @@ fn main() {
     ]));
     {
         let file = std::fs::File::create(&input).unwrap();
-        let mut w = ArrowWriter::try_new(file, schema.clone(), None).unwrap();
+        let mut w = ArrowWriter::try_new(file, schema.clone(), Some(props(FILE_ROWS))).unwrap();
         let chunk = 1_000_000;
         let mut start = 0;
         while start < rows {
@@ -62,31 +80,30 @@ fn main() {
             let idx: Vec<usize> = (start..start + n).collect();
             // Key k's versions arrive spread out and newest first, mostly.
             let key_of = |i: usize| (i.wrapping_mul(2_654_435_761)) % keys;
-            let batch =
-                RecordBatch::try_new(
-                    schema.clone(),
-                    vec![
-                        Arc::new(StringArray::from_iter_values(
-                            idx.iter().map(|i| format!("k{:010}", key_of(*i))),
-                        )),
-                        Arc::new(Int64Array::from_iter_values(
-                            idx.iter().map(|i| ((i * 7) % 5) as i64),
-                        )),
-                        Arc::new(
-                            TimestampMillisecondArray::from_iter_values(idx.iter().map(|i| {
-                                1_795_478_400_000 + (key_of(*i) as i64 * 997) % 86_400_000
-                            }))
-                            .with_timezone("UTC"),
-                        ),
-                        Arc::new(Int64Array::from_iter_values(idx.iter().map(|i| *i as i64))),
-                        Arc::new(StringArray::from_iter_values(
-                            idx.iter().map(|i| format!("note {}", i % 1000)),
-                        )),
-                        Arc::new(Int32Array::from_iter_values(idx.iter().map(|_| 0))),
-                        Arc::new(Int64Array::from_iter_values(idx.iter().map(|i| *i as i64))),
-                    ],
-                )
-                .unwrap();
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from_iter_values(
+                        idx.iter().map(|i| format!("k{:010}", key_of(*i))),
+                    )),
+                    Arc::new(Int64Array::from_iter_values(
+                        idx.iter().map(|i| ((i * 7) % 5) as i64),
+                    )),
+                    Arc::new(
+                        TimestampMicrosecondArray::from_iter_values(idx.iter().map(|i| {
+                            (1_795_478_400_000 + (key_of(*i) as i64 * 997) % 86_400_000) * 1000
+                        }))
+                        .with_timezone("UTC"),
+                    ),
+                    Arc::new(Int64Array::from_iter_values(idx.iter().map(|i| *i as i64))),
+                    Arc::new(StringArray::from_iter_values(
+                        idx.iter().map(|i| format!("note {}", i % 1000)),
+                    )),
+                    Arc::new(Int32Array::from_iter_values(idx.iter().map(|_| 0))),
+                    Arc::new(Int64Array::from_iter_values(idx.iter().map(|i| *i as i64))),
+                ],
+            )
+            .unwrap();
             w.write(&batch).unwrap();
             start += n;
         }
@@ -97,57 +114,241 @@ fn main() {
         std::fs::metadata(&input).unwrap().len() >> 20
     );
 
-    // copydog
     let mut meta = TopicMetadata::new("bench", vec!["key".into()]);
     meta.merge = "max_by(version)".parse().unwrap();
     meta.sort_key = vec!["at".into(), "key".into()];
-    let t = Instant::now();
-    let file = std::fs::File::open(&input).unwrap();
-    let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap()
-        .map(|b| b.unwrap())
-        .collect();
-    let all = arrow::compute::concat_batches(&schema, &batches).unwrap();
-    drop(batches);
-    let read = t.elapsed().as_secs_f64();
-    let merged = merge(&all, &meta).unwrap();
-    let merging = t.elapsed().as_secs_f64() - read;
-    let out = std::fs::File::create(dir.join("copydog.parquet")).unwrap();
-    let mut w = ArrowWriter::try_new(out, schema.clone(), None).unwrap();
-    w.write(&merged.batch).unwrap();
-    w.close().unwrap();
-    let copydog = t.elapsed().as_secs_f64();
-    println!(
-        "copydog in memory: read {read:.2} s, merge {merging:.2} s, write {:.2} s",
-        copydog - read - merging
-    );
-    println!(
-        "copydog in memory: {copydog:.2} s, {} rows",
-        merged.batch.num_rows()
-    );
-    let merged_rows = merged.batch.num_rows();
-    drop(merged);
-    drop(all);
-    let commit = delta_commit(&dir, merged_rows as u64);
-    println!(
-        "delta commit of that run's manifest: {commit:.3} s ({:.1} % of copydog in memory)",
-        100.0 * commit / copydog
-    );
-
-    // copydog bounded: every row through the spill files.
     let limit_mb: usize = std::env::var("BENCH_MEMORY_LIMIT_MB")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(256);
-    let t = Instant::now();
-    let bounded_rows = bounded(&input, &dir, &schema, &meta, limit_mb << 20);
-    let bounded_secs = t.elapsed().as_secs_f64();
-    println!("copydog bounded ({limit_mb} MB): {bounded_secs:.2} s, {bounded_rows} rows");
-    assert_eq!(bounded_rows, merged_rows, "both paths keep one row per key");
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let mut results: Vec<[f64; 4]> = Vec::new();
+    let mut commits = Vec::new();
+    for round in 1..=rounds {
+        let one = in_memory(
+            &input,
+            &dir.join(format!("one-{round}")),
+            &schema,
+            &meta,
+            Some(1),
+        );
+        one.print(round, "copydog in memory on one thread");
+        let memory = in_memory(
+            &input,
+            &dir.join(format!("memory-{round}")),
+            &schema,
+            &meta,
+            None,
+        );
+        memory.print(round, "copydog in memory");
+        assert_eq!(one.rows, memory.rows, "both keep one row per key");
+        commits.push(memory.commit / memory.total);
 
-    // DuckDB on the same file.
+        let t = Instant::now();
+        let bounded_rows = bounded(
+            &input,
+            &dir.join(format!("bounded-{round}")),
+            &schema,
+            &meta,
+            limit_mb << 20,
+        );
+        let bounded_secs = t.elapsed().as_secs_f64();
+        println!(
+            "round {round}: copydog bounded ({limit_mb} MB) {bounded_secs:.2} s, {bounded_rows} rows"
+        );
+        assert_eq!(bounded_rows, memory.rows, "both paths keep one row per key");
+
+        let (duck, duck_rows) = duckdb(&input, &dir.join(format!("duckdb-{round}.parquet")));
+        println!("round {round}: duckdb {duck:.2} s, {duck_rows} rows");
+        assert_eq!(duck_rows, memory.rows, "both keep one row per key");
+        println!(
+            "round {round}: ratio copydog in memory / duckdb {:.2} (one thread {:.2}), \
+             bounded / duckdb {:.2}",
+            memory.total / duck,
+            one.total / duck,
+            bounded_secs / duck
+        );
+        results.push([memory.total, bounded_secs, duck, one.total]);
+    }
+    let median = |i: usize| {
+        let mut v: Vec<f64> = results.iter().map(|r| r[i]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let ratios = |i: usize| {
+        let mut v: Vec<f64> = results.iter().map(|r| r[i] / r[2]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (memory, bounded_ratio, one) = (ratios(0), ratios(1), ratios(3));
+    commits.sort_by(f64::total_cmp);
+    println!(
+        "median of {rounds}: copydog in memory {:.2} s, bounded {:.2} s, duckdb {:.2} s; \
+         the commit {:.1} % of the in-memory run",
+        median(0),
+        median(1),
+        median(2),
+        100.0 * commits[commits.len() / 2]
+    );
+    println!("ratio copydog in memory / duckdb: {memory:.2} (aim: at most 1.0)");
+    println!("ratio copydog in memory on one thread / duckdb: {one:.2}");
+    println!("ratio copydog bounded / duckdb: {bounded_ratio:.2} (aim: at most 1.2)");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Seconds of each step of an in-memory run.
+struct Split {
+    read: f64,
+    decode: f64,
+    dedup: f64,
+    sort: f64,
+    checks: f64,
+    write: f64,
+    commit: f64,
+    total: f64,
+    rows: usize,
+}
+
+/// An in-memory run with the merge on `threads` threads (`None`: as `copydog run` does,
+/// on every core).
+fn in_memory(
+    input: &Path,
+    root: &Path,
+    schema: &SchemaRef,
+    meta: &TopicMetadata,
+    threads: Option<usize>,
+) -> Split {
+    let t = Instant::now();
+    let bytes = bytes::Bytes::from(std::fs::read(input).unwrap());
+    let read = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let batches: Vec<RecordBatch> = parquet_batches("input.parquet", bytes)
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    let all = arrow::compute::concat_batches(schema, &batches).unwrap();
+    drop(batches);
+    let decode = t.elapsed().as_secs_f64();
+    let merged = match threads {
+        None => merge(&all, meta).unwrap(),
+        Some(n) => merge_on(&all, meta, n).unwrap(),
+    };
+    drop(all);
+    let t = Instant::now();
+    let checks = onepipe_copydog::checks::compute(&merged.batch, meta).unwrap();
+    let checks_secs = t.elapsed().as_secs_f64();
+    let rows = merged.batch.num_rows();
+    let t = Instant::now();
+    let names = write_files(root, &Sorted::Memory(merged.batch), schema, meta, threads);
+    let write = t.elapsed().as_secs_f64();
+    let commit = commit(root, names, rows as u64, checks);
+    let (dedup, sort) = (
+        merged.timings.dedup.as_secs_f64(),
+        merged.timings.sort.as_secs_f64(),
+    );
+    Split {
+        read,
+        decode,
+        dedup,
+        sort,
+        checks: checks_secs,
+        write,
+        commit,
+        total: read + decode + dedup + sort + checks_secs + write + commit,
+        rows,
+    }
+}
+
+impl Split {
+    fn print(&self, round: usize, what: &str) {
+        println!(
+            "round {round}: {what} {:.2} s: read {:.2}, decode {:.2}, dedup {:.2}, sort {:.2}, \
+             checks {:.2}, write {:.2}, commit {:.3} ({:.1} % of the run); {} rows",
+            self.total,
+            self.read,
+            self.decode,
+            self.dedup,
+            self.sort,
+            self.checks,
+            self.write,
+            self.commit,
+            100.0 * self.commit / self.total,
+            self.rows
+        );
+    }
+}
+
+/// Writes `sorted` as `copydog run` writes a date's version (its `sink`: files of
+/// [`FILE_ROWS`] rows) under `root`, a local store, encoding on `threads` threads
+/// (`None`: one per core, as `copydog run` does); the files' names.
+fn write_files(
+    root: &Path,
+    sorted: &Sorted,
+    schema: &SchemaRef,
+    meta: &TopicMetadata,
+    threads: Option<usize>,
+) -> Vec<String> {
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let mut source = Source::open(sorted, meta).unwrap();
+    let mut names = Vec::new();
+    while let Some(bytes) = next_file(&mut source, schema, FILE_ROWS, threads).unwrap() {
+        let name = onepipe_archive::layout::CleanFile {
+            topic: "bench".into(),
+            date: day(),
+            version: 1,
+            part: names.len() as u32,
+        }
+        .path();
+        let local = root.join(&name);
+        std::fs::create_dir_all(local.parent().unwrap()).unwrap();
+        std::fs::write(local, bytes).unwrap();
+        names.push(name);
+    }
+    names
+}
+
+fn day() -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap()
+}
+
+/// Reads `input`, merges it through spill files within `limit` bytes, computes the checks,
+/// writes the files and commits; the rows written.
+fn bounded(
+    input: &Path,
+    root: &Path,
+    schema: &SchemaRef,
+    meta: &TopicMetadata,
+    limit: usize,
+) -> usize {
+    let budget = Budget::new(limit);
+    let spill_base = root.join("spill");
+    std::fs::create_dir_all(&spill_base).unwrap();
+    let mut pending = Pending::new(budget, spill_base, schema.clone(), meta);
+    let bytes = bytes::Bytes::from(std::fs::read(input).unwrap());
+    for batch in parquet_batches("input.parquet", bytes).unwrap() {
+        pending.push(day(), batch.unwrap()).unwrap();
+    }
+    let mut rows = pending.take(day());
+    let spill = pending.dir();
+    rows.spill(spill, schema, meta).unwrap();
+    let buckets = rows.spilled.take().unwrap().finish().unwrap();
+    let mut runs = Runs::new(meta);
+    merge_buckets(spill, buckets, 0, meta, schema, budget, &mut runs).unwrap();
+    let checks = runs.checks.finish().unwrap();
+    let written = runs.rows;
+    let names = write_files(root, &Sorted::Runs(runs.paths), schema, meta, None);
+    commit(root, names, written, checks);
+    written as usize
+}
+
+/// DuckDB's seconds and rows for the same work.
+fn duckdb(input: &Path, out: &Path) -> (f64, usize) {
     let script = format!(
         r#"
 import duckdb, time
@@ -156,13 +357,16 @@ con.execute('SET enable_progress_bar = false')
 t = time.time()
 con.execute("""COPY (SELECT * FROM read_parquet('{input}')
   QUALIFY row_number() OVER (PARTITION BY key ORDER BY version DESC, _kafka_offset DESC) = 1
-  ORDER BY "at", key) TO '{out}' (FORMAT parquet)""")
+  ORDER BY "at", key) TO '{out}'
+  (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL {level}, ROW_GROUP_SIZE {rows})""")
 secs = time.time() - t
 rows = con.execute("SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
 print(secs, rows)
 "#,
         input = input.display(),
-        out = dir.join("duckdb.parquet").display()
+        out = out.display(),
+        level = ZSTD_LEVEL,
+        rows = FILE_ROWS,
     );
     let output = std::process::Command::new("python3")
         .args(["-c", &script])
@@ -175,76 +379,24 @@ print(secs, rows)
     );
     let text = String::from_utf8_lossy(&output.stdout);
     let mut parts = text.lines().last().unwrap_or_default().split_whitespace();
-    let duck: f64 = parts.next().unwrap().parse().unwrap();
-    let duck_rows: usize = parts.next().unwrap().parse().unwrap();
-    println!("duckdb:  {duck:.2} s, {duck_rows} rows");
-    assert_eq!(duck_rows, merged_rows, "both keep one row per key");
-    println!(
-        "ratio copydog in memory / duckdb: {:.2} (aim: at most 1.5)",
-        copydog / duck
-    );
-    println!("ratio copydog bounded / duckdb: {:.2}", bounded_secs / duck);
-    let _ = std::fs::remove_dir_all(&dir);
+    let secs: f64 = parts.next().unwrap().parse().unwrap();
+    let rows: usize = parts.next().unwrap().parse().unwrap();
+    (secs, rows)
 }
 
-/// Reads `input`, merges it through spill files within `limit` bytes and writes the
-/// result; the rows written.
-fn bounded(
-    input: &std::path::Path,
-    dir: &std::path::Path,
-    schema: &arrow::datatypes::SchemaRef,
-    meta: &TopicMetadata,
-    limit: usize,
-) -> usize {
-    let budget = Budget::new(limit);
-    let mut pending = Pending::new(budget, dir.to_path_buf(), schema.clone(), meta);
-    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
-    let file = std::fs::File::open(input).unwrap();
-    for batch in ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap()
-    {
-        pending.push(date, batch.unwrap()).unwrap();
-    }
-    let mut rows = pending.take(date);
-    let spill = pending.dir();
-    rows.spill(spill, schema, meta).unwrap();
-    let buckets = rows.spilled.take().unwrap().finish().unwrap();
-    let mut runs = Runs::new(meta);
-    merge_buckets(spill, buckets, 0, meta, schema, budget, &mut runs).unwrap();
-    let out = std::fs::File::create(dir.join("bounded.parquet")).unwrap();
-    let mut w = ArrowWriter::try_new(out, schema.clone(), None).unwrap();
-    let mut merger = RunMerger::open(&runs.paths, meta, 8192).unwrap();
-    let mut written = 0;
-    while let Some(b) = merger.next_batch().unwrap() {
-        written += b.num_rows();
-        w.write(&b).unwrap();
-    }
-    w.close().unwrap();
-    written
-}
-
-/// Seconds to publish, as its Delta commit, a manifest naming the in-memory run's output
-/// (moved to where copydog would have written it) on a local object store: the table's
-/// creation plus the commit, as on a topic's first run.
-fn delta_commit(dir: &std::path::Path, rows: u64) -> f64 {
+/// Seconds to commit the run that wrote `files` under `root` (a local store): its
+/// manifest, then its Delta commit — the table's creation plus the commit, as on a
+/// topic's first run.
+fn commit(
+    root: &Path,
+    files: Vec<String>,
+    rows: u64,
+    checks: std::collections::BTreeMap<String, serde_json::Value>,
+) -> f64 {
     use object_store::ObjectStore;
     use onepipe_archive::manifest::{self, DateEntry, Manifest};
-    let root = dir.join("store");
-    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
-    let file = onepipe_archive::layout::CleanFile {
-        topic: "bench".into(),
-        date: day,
-        version: 1,
-        part: 0,
-    }
-    .path();
-    let local = root.join(&file);
-    std::fs::create_dir_all(local.parent().unwrap()).unwrap();
-    std::fs::rename(dir.join("copydog.parquet"), &local).unwrap();
     let store: Arc<dyn ObjectStore> =
-        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&root).unwrap());
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(root).unwrap());
     let m = Manifest {
         number: 1,
         topic: "bench".into(),
@@ -252,12 +404,12 @@ fn delta_commit(dir: &std::path::Path, rows: u64) -> f64 {
         schema_id: 1,
         watermarks: [("0".to_string(), rows as i64)].into(),
         dates: [(
-            day,
+            day(),
             DateEntry {
                 version: 1,
                 rows,
-                files: vec![file],
-                checks: Default::default(),
+                files,
+                checks,
                 merge_conflicts: 0,
             },
         )]
@@ -267,13 +419,12 @@ fn delta_commit(dir: &std::path::Path, rows: u64) -> f64 {
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        assert!(manifest::commit(store.as_ref(), &m).await.unwrap());
         let t = Instant::now();
+        assert!(manifest::commit(store.as_ref(), &m).await.unwrap());
         let published = onepipe_archive::delta::publish(store, "bench")
             .await
             .unwrap();
-        let secs = t.elapsed().as_secs_f64();
         assert_eq!(published.manifests, [1]);
-        secs
+        t.elapsed().as_secs_f64()
     })
 }

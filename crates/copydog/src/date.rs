@@ -20,7 +20,7 @@ use onepipe_archive::manifest::DateEntry;
 use crate::checks;
 use crate::error::{Error, Result};
 use crate::run::RunOptions;
-use crate::sink::{Sorted, Source, empty_file, next_file};
+use crate::sink::{Sorted, Source, cores, empty_file, next_file};
 use crate::spill::{Budget, DateRows, Runs, SpillDir};
 
 /// A date's rows merged: sorted, counted and checked.
@@ -139,6 +139,15 @@ fn merge_rows(
                 .map_err(|e| Error::convert(date.to_string(), e))?;
             drop(rows);
             let merged = onepipe_archive::merge::merge(&all, meta).map_err(Error::merge(date))?;
+            tracing::debug!(
+                topic = meta.topic,
+                %date,
+                rows_in = all.num_rows(),
+                rows_out = merged.batch.num_rows(),
+                dedup_ms = merged.timings.dedup.as_millis() as u64,
+                sort_ms = merged.timings.sort.as_millis() as u64,
+                "merged in memory"
+            );
             drop(all);
             let checks = checks::compute(&merged.batch, meta).map_err(Error::merge(date))?;
             Ok(Merged {
@@ -195,7 +204,7 @@ async fn write_version(
     loop {
         let r = reader.clone();
         let (s, bytes) = blocking(move || {
-            let bytes = next_file(&mut source, &r.target, rows_per_file)?;
+            let bytes = next_file(&mut source, &r.target, rows_per_file, cores())?;
             Ok::<_, Error>((source, bytes))
         })
         .await?;

@@ -21,7 +21,7 @@ mod date;
 pub mod error;
 mod rejects;
 pub mod run;
-mod sink;
+pub mod sink;
 pub mod spill;
 pub mod vacuum;
 

@@ -1,6 +1,7 @@
 //! The Parquet files of one date version: sorted rows cut into files of bounded size.
-//! Encoding is CPU work, done here on a blocking thread a file at a time; the caller
-//! uploads each file.
+//! Encoding is CPU work, done here on a blocking thread a file at a time (its columns
+//! spread over every core); the caller uploads each file. Public for the merge bench,
+//! which writes its files with exactly this code.
 
 use std::path::PathBuf;
 
@@ -8,19 +9,20 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use onepipe_core::metadata::TopicMetadata;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, compute_leaves};
 
 use crate::error::{Error, Result};
 use crate::spill::RunMerger;
 
 /// The merged rows of a date, in memory or as sorted runs on disk.
 #[derive(Clone)]
-pub(crate) enum Sorted {
+pub enum Sorted {
     Memory(RecordBatch),
     Runs(Vec<PathBuf>),
 }
 
 /// Sorted rows being cut into files.
-pub(crate) struct Source {
+pub struct Source {
     from: Rows,
     /// Rows taken from the runs that did not fit the last file.
     carry: Option<RecordBatch>,
@@ -33,7 +35,7 @@ enum Rows {
 
 impl Source {
     /// Opens the rows (the run files, for rows on disk).
-    pub(crate) fn open(sorted: &Sorted, meta: &TopicMetadata) -> Result<Self> {
+    pub fn open(sorted: &Sorted, meta: &TopicMetadata) -> Result<Self> {
         let from = match sorted {
             Sorted::Memory(batch) => Rows::Memory {
                 batch: batch.clone(),
@@ -73,30 +75,119 @@ impl Source {
     }
 }
 
-/// The next file: up to `rows_per_file` rows of `source` as Parquet bytes, `None` when
-/// no rows are left.
-pub(crate) fn next_file(
+/// The next file: up to `rows_per_file` rows of `source` as Parquet bytes (one row
+/// group), `None` when no rows are left. The columns are encoded on `threads` threads
+/// (`copydog run`: one per core): each thread encodes its share of the columns of every batch as the batches come (a few
+/// batches at most wait for a thread), so a file costs about its largest share of columns
+/// rather than all of them, and memory stays what one encoder holds.
+pub fn next_file(
     source: &mut Source,
     schema: &SchemaRef,
     rows_per_file: usize,
+    threads: usize,
 ) -> Result<Option<Vec<u8>>> {
-    let mut writer: Option<ArrowWriter<Vec<u8>>> = None;
-    let mut rows = 0;
-    while rows < rows_per_file {
-        let Some(batch) = source.next(rows_per_file - rows)? else {
-            break;
-        };
-        rows += batch.num_rows();
-        let w = match writer.take() {
-            Some(w) => w,
-            None => new_writer(schema, rows_per_file)?,
-        };
-        writer.insert(w).write(&batch)?;
+    let Some(first) = source.next(rows_per_file)? else {
+        return Ok(None);
+    };
+    let mut rows = first.num_rows();
+    let (mut file, factory) = new_writer(schema, rows_per_file)?.into_serialized_writer()?;
+    // Each top-level field's leaf writers (a nested field has several).
+    let mut fields: Vec<Vec<ArrowColumnWriter>> =
+        (0..schema.fields().len()).map(|_| Vec::new()).collect();
+    for (leaf, writer) in factory.create_column_writers(0)?.into_iter().enumerate() {
+        fields[file.schema_descr().get_column_root_idx(leaf)].push(writer);
     }
-    Ok(match writer {
-        Some(w) => Some(w.into_inner()?),
-        None => None,
-    })
+    // The largest columns first, each to the least loaded thread.
+    let threads = threads.min(fields.len()).max(1);
+    let mut order: Vec<usize> = (0..fields.len()).collect();
+    order.sort_by_key(|f| std::cmp::Reverse(first.column(*f).get_array_memory_size()));
+    let mut shares: Vec<(usize, Share)> = (0..threads).map(|_| (0, Vec::new())).collect();
+    let mut fields: Vec<Option<Vec<ArrowColumnWriter>>> = fields.into_iter().map(Some).collect();
+    for f in order {
+        let least = shares
+            .iter_mut()
+            .min_by_key(|s| s.0)
+            .expect("at least one thread");
+        least.0 += first.column(f).get_array_memory_size();
+        least
+            .1
+            .push((f, fields[f].take().expect("each field once")));
+    }
+    let chunks = std::thread::scope(|s| -> Result<Vec<(usize, Vec<ArrowColumnChunk>)>> {
+        let mut senders = Vec::new();
+        let mut workers = Vec::new();
+        for (_, mut mine) in shares {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
+            senders.push(tx);
+            workers.push(s.spawn(move || {
+                for batch in rx {
+                    for (f, writers) in &mut mine {
+                        let leaves = compute_leaves(schema.field(*f), batch.column(*f))?;
+                        for (writer, leaf) in writers.iter_mut().zip(leaves) {
+                            writer.write(&leaf)?;
+                        }
+                    }
+                }
+                mine.into_iter()
+                    .map(|(f, writers)| {
+                        let chunks = writers
+                            .into_iter()
+                            .map(ArrowColumnWriter::close)
+                            .collect::<parquet::errors::Result<Vec<_>>>()?;
+                        Ok((f, chunks))
+                    })
+                    .collect::<parquet::errors::Result<Vec<_>>>()
+            }));
+        }
+        // A thread that failed has dropped its receiver; its error is raised below.
+        let send = |batch: &RecordBatch| {
+            for tx in &senders {
+                let _ = tx.send(batch.clone());
+            }
+        };
+        send(&first);
+        drop(first);
+        let mut read = Ok(());
+        while rows < rows_per_file {
+            match source.next(rows_per_file - rows) {
+                Ok(Some(batch)) => {
+                    rows += batch.num_rows();
+                    send(&batch);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    read = Err(e);
+                    break;
+                }
+            }
+        }
+        drop(senders);
+        let mut chunks = Vec::new();
+        for worker in workers {
+            let done = worker
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            chunks.extend(done?);
+        }
+        read?;
+        Ok(chunks)
+    })?;
+    let mut chunks = chunks;
+    chunks.sort_by_key(|(f, _)| *f);
+    let mut group = file.next_row_group()?;
+    for chunk in chunks.into_iter().flat_map(|(_, c)| c) {
+        chunk.append_to_row_group(&mut group)?;
+    }
+    group.close()?;
+    Ok(Some(file.into_inner()?))
+}
+
+/// The fields one thread encodes: each field's index and its leaf writers.
+type Share = Vec<(usize, Vec<ArrowColumnWriter>)>;
+
+/// The threads `copydog run` encodes a file on: one per core.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// A file with no rows, for a date left empty.
